@@ -1,0 +1,1 @@
+"""nbmci: model CI/CD that lives in Jupyter."""

@@ -1,0 +1,188 @@
+"""The one exception hierarchy of nbmci.
+
+Faces (CLI, magics, servers) map the *category* classes below to exit codes or HTTP statuses by
+walking ``type(exc).__mro__``, so a new leaf needs no face change::
+
+    NbmciError                          .message, .hint; str() is one line
+    ├── InvalidInputError (ValueError)      bad name, ref, argument, config or file
+    │     InvalidNameError, InvalidRefError, ConfigError, UnsupportedDataError
+    ├── NotFoundError (LookupError)         model, version, alias or object absent
+    │     ModelNotFoundError, VersionNotFoundError, ObjectNotFoundError
+    ├── ConflictError                       lost a race, already exists, object collision
+    │     ObjectCollisionError
+    ├── NotAllowedError                     untrusted artifact, refused by policy
+    │     UntrustedModelError
+    ├── IntegrityError                      stored bytes or metadata are damaged
+    │     CorruptObjectError
+    ├── UnavailableError                    store or database unreachable, disk full, I/O error
+    │     MissingDependencyError, StorageError
+    └── FailedError                         an operation ran and failed
+    NbmciWarning (UserWarning)
+    └── PickleFallbackWarning
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NbmciError(Exception):
+    """Root of every error nbmci raises on purpose.
+
+    ``message`` says what happened and to what; ``hint`` says what to do about it.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:  # also beats KeyError's repr-quoting
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+# -- categories ------------------------------------------------------------------------------
+
+
+class InvalidInputError(NbmciError, ValueError):
+    """The caller passed something nbmci cannot accept."""
+
+
+class NotFoundError(NbmciError, LookupError):
+    """A model, version, alias or stored object does not exist."""
+
+
+class ConflictError(NbmciError):
+    """The request conflicts with the current state."""
+
+
+class NotAllowedError(NbmciError):
+    """The request is refused by a safety policy."""
+
+
+class IntegrityError(NbmciError):
+    """Stored bytes or metadata are damaged."""
+
+
+class UnavailableError(NbmciError):
+    """A resource nbmci needs cannot be used right now."""
+
+
+class FailedError(NbmciError):
+    """An operation ran and failed."""
+
+
+# -- leaves ----------------------------------------------------------------------------------
+
+
+class InvalidNameError(InvalidInputError):
+    def __init__(self, name: object, what: str = "model") -> None:
+        shown = repr(name) if not isinstance(name, str) else repr(name[:80])
+        super().__init__(
+            f"{shown} is not a valid {what} name.",
+            hint="Names are 1-64 characters of lowercase letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit.",
+        )
+        self.name = name
+
+
+class InvalidRefError(InvalidInputError):
+    def __init__(self, ref: object, reason: str) -> None:
+        shown = repr(ref) if not isinstance(ref, str) else repr(ref[:80])
+        super().__init__(
+            f"{shown} is not a valid reference: {reason}.",
+            hint="Use NAME@N, NAME@latest or NAME@ALIAS, e.g. clf@3.",
+        )
+        self.ref = ref
+
+
+class ConfigError(InvalidInputError):
+    pass
+
+
+class UnsupportedDataError(InvalidInputError):
+    pass
+
+
+class ModelNotFoundError(NotFoundError):
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        listed = f" Known models: {', '.join(known[:10])}." if known else ""
+        super().__init__(
+            f"Model '{name}' not found.{listed}", hint="List models with `nbmci models`."
+        )
+        self.name = name
+
+
+class VersionNotFoundError(NotFoundError):
+    def __init__(self, ref: str, name: str, latest: int | None) -> None:
+        tail = f"the latest is {name}@{latest}" if latest else f"'{name}' has no versions"
+        super().__init__(
+            f"Version '{ref}' not found: {tail}.", hint=f"List versions with `nbmci log {name}`."
+        )
+        self.ref = ref
+        self.latest = latest
+
+
+class ObjectNotFoundError(NotFoundError):
+    def __init__(self, digest: str, location: str) -> None:
+        super().__init__(
+            f"Object {digest} is missing from the store at {location}.",
+            hint="Run `nbmci fsck` to list every damaged version.",
+        )
+        self.digest = digest
+        self.location = location
+
+
+class ObjectCollisionError(ConflictError):
+    def __init__(self, digest: str, path: str) -> None:
+        super().__init__(
+            f"Object {digest} already exists at {path} with different bytes; "
+            "the existing object was left untouched.",
+            hint="Run `nbmci fsck`: one of the two copies is corrupt.",
+        )
+        self.digest = digest
+        self.path = path
+
+
+class UntrustedModelError(NotAllowedError):
+    def __init__(self, message: str, *, hint: str | None = None, types: list[str] | None = None):
+        super().__init__(message, hint=hint)
+        self.types = types or []
+
+
+class CorruptObjectError(IntegrityError):
+    def __init__(self, digest: str, path: str, reason: str = "hash mismatch") -> None:
+        super().__init__(
+            f"Object {digest} is corrupt ({reason}) at {path}.",
+            hint="Run `nbmci fsck` to find all damaged objects.",
+        )
+        self.digest = digest
+        self.path = path
+
+
+class MissingDependencyError(UnavailableError):
+    pass
+
+
+class StorageError(UnavailableError):
+    """Writing or reading the store failed in the operating system (disk full, I/O error)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, errno: int | None = None):
+        super().__init__(message, hint=hint)
+        self.errno = errno
+
+
+# -- warnings --------------------------------------------------------------------------------
+
+
+class NbmciWarning(UserWarning):
+    pass
+
+
+class PickleFallbackWarning(NbmciWarning):
+    pass
+
+
+def category(exc: BaseException, table: dict[type, Any], default: Any) -> Any:
+    """Look up ``exc``'s category in a face's table by walking its MRO (starlette's way)."""
+    return next((table[c] for c in type(exc).__mro__ if c in table), default)

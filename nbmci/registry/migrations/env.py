@@ -1,0 +1,16 @@
+"""Alembic environment: nbmci always passes an open connection in ``config.attributes``."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from nbmci.registry.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

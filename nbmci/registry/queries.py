@@ -1,0 +1,288 @@
+"""Typed reads and writes of the registry. Version numbers are allocated under the write lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from nbmci.errors import InvalidInputError
+from nbmci.registry import session
+from nbmci.registry.schema import aliases, datasets, events, models, version_objects, versions
+from nbmci.store.backends import redact
+
+logger = logging.getLogger(__name__)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Registry:
+    """Models, versions, datasets, aliases and events in one SQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"Registry({redact(self.url)!r})"
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = session.create_engine(self.url)
+        session.ensure_schema(engine)
+        return engine
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+            del self.__dict__["engine"]
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def add_version(
+        self,
+        name: str,
+        row: dict[str, Any],
+        dataset_rows: list[dict[str, Any]],
+        digests: Iterable[str],
+        actor: str,
+    ) -> int:
+        """Insert a version of ``name`` (creating the model if needed); return its number."""
+        digest_list = sorted(set(digests))
+
+        def work(conn: Connection) -> int:
+            now = utcnow()
+            model_id = _get_or_create_model(conn, name, now)
+            # The write lock (BEGIN IMMEDIATE / FOR UPDATE) makes this read-increment safe.
+            last = conn.execute(
+                sa.select(models.c.last_version).where(models.c.id == model_id).with_for_update()
+            ).scalar_one()
+            number = last + 1
+            conn.execute(
+                models.update().where(models.c.id == model_id).values(last_version=number)
+            )
+            version_id = conn.execute(
+                versions.insert().values(model_id=model_id, number=number, created_at=now, **row)
+            ).inserted_primary_key[0]
+            if dataset_rows:
+                conn.execute(
+                    datasets.insert(), [{**d, "version_id": version_id} for d in dataset_rows]
+                )
+            if digest_list:
+                conn.execute(
+                    version_objects.insert(),
+                    [{"version_id": version_id, "digest": d} for d in digest_list],
+                )
+            conn.execute(
+                events.insert().values(
+                    at=now, kind="version.committed", model=name, version=number, actor=actor,
+                    payload={"message": row.get("message", ""), "model": row["model_digest"]},
+                )
+            )
+            return number
+
+        return session.run_write(self.engine, work)
+
+    def set_alias(self, name: str, alias: str, number: int, actor: str,
+                  payload: dict[str, Any] | None = None) -> int | None:
+        """Point ``alias`` at version ``number``; return the version it pointed at before."""
+
+        def work(conn: Connection) -> int | None:
+            now = utcnow()
+            model_id = conn.execute(
+                sa.select(models.c.id).where(models.c.name == name)
+            ).scalar_one()
+            version_id = conn.execute(
+                sa.select(versions.c.id).where(
+                    versions.c.model_id == model_id, versions.c.number == number
+                )
+            ).scalar_one()
+            previous = conn.execute(
+                sa.select(versions.c.number)
+                .select_from(aliases.join(versions, aliases.c.version_id == versions.c.id))
+                .where(aliases.c.model_id == model_id, aliases.c.name == alias)
+            ).scalar_one_or_none()
+            if previous is None:
+                conn.execute(aliases.insert().values(
+                    model_id=model_id, name=alias, version_id=version_id, updated_at=now))
+            else:
+                conn.execute(
+                    aliases.update()
+                    .where(aliases.c.model_id == model_id, aliases.c.name == alias)
+                    .values(version_id=version_id, updated_at=now)
+                )
+            conn.execute(events.insert().values(
+                at=now, kind="alias.moved", model=name, version=number, actor=actor,
+                payload={"alias": alias, "from": previous, **(payload or {})}))
+            return previous
+
+        return session.run_write(self.engine, work)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def model(self, name: str) -> RowMapping | None:
+        with session.read(self.engine) as conn:
+            return conn.execute(sa.select(models).where(models.c.name == name)).mappings().first()
+
+    def model_names(self) -> list[str]:
+        with session.read(self.engine) as conn:
+            return list(conn.execute(sa.select(models.c.name).order_by(models.c.name)).scalars())
+
+    def model_summaries(self) -> list[dict[str, Any]]:
+        """Each model with its version count, latest number and time, and aliases."""
+        latest = (
+            sa.select(
+                versions.c.model_id,
+                sa.func.count().label("count"),
+                sa.func.max(versions.c.number).label("latest"),
+                sa.func.max(versions.c.created_at).label("updated_at"),
+            ).group_by(versions.c.model_id).subquery()
+        )
+        query = (
+            sa.select(models.c.id, models.c.name, models.c.created_at, latest.c.count,
+                      latest.c.latest, latest.c.updated_at)
+            .select_from(models.outerjoin(latest, latest.c.model_id == models.c.id))
+            .order_by(models.c.name)
+        )
+        with session.read(self.engine) as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            alias_map = self._aliases(conn, [r["id"] for r in rows])
+        for r in rows:
+            r["aliases"] = alias_map.get(r.pop("id"), {})
+        return rows
+
+    def _aliases(self, conn: Connection, model_ids: list[int]) -> dict[int, dict[str, int]]:
+        query = (
+            sa.select(aliases.c.model_id, aliases.c.name, versions.c.number)
+            .select_from(aliases.join(versions, aliases.c.version_id == versions.c.id))
+            .where(aliases.c.model_id.in_(model_ids))
+        )
+        out: dict[int, dict[str, int]] = {}
+        for model_id, alias, number in conn.execute(query):
+            out.setdefault(model_id, {})[alias] = number
+        return out
+
+    def versions(self, name: str, numbers: list[int] | None = None) -> list[dict[str, Any]]:
+        """Version rows of ``name`` (newest first), each with its datasets and aliases."""
+        with session.read(self.engine) as conn:
+            model_id = conn.execute(
+                sa.select(models.c.id).where(models.c.name == name)
+            ).scalar_one_or_none()
+            if model_id is None:
+                return []
+            query = sa.select(versions).where(versions.c.model_id == model_id)
+            if numbers is not None:
+                query = query.where(versions.c.number.in_(numbers))
+            rows = [dict(r) for r in conn.execute(query.order_by(versions.c.number.desc()))
+                    .mappings()]
+            ids = [r["id"] for r in rows]
+            data: dict[int, list[dict[str, Any]]] = {}
+            for d in conn.execute(
+                sa.select(datasets).where(datasets.c.version_id.in_(ids)).order_by(datasets.c.id)
+            ).mappings():
+                data.setdefault(d["version_id"], []).append(dict(d))
+            by_number: dict[int, list[str]] = {}
+            for alias, number in self._aliases(conn, [model_id]).get(model_id, {}).items():
+                by_number.setdefault(number, []).append(alias)
+        for r in rows:
+            r["name"] = name
+            r["datasets"] = data.get(r["id"], [])
+            r["aliases"] = sorted(by_number.get(r["number"], []))
+        return rows
+
+    def alias_target(self, name: str, alias: str) -> int | None:
+        query = (
+            sa.select(versions.c.number)
+            .select_from(
+                aliases.join(versions, aliases.c.version_id == versions.c.id)
+                .join(models, models.c.id == aliases.c.model_id)
+            )
+            .where(models.c.name == name, aliases.c.name == alias)
+        )
+        with session.read(self.engine) as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    def latest_number(self, name: str) -> int | None:
+        query = (
+            sa.select(sa.func.max(versions.c.number))
+            .select_from(versions.join(models, models.c.id == versions.c.model_id))
+            .where(models.c.name == name)
+        )
+        with session.read(self.engine) as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    def version_digests(self) -> dict[str, list[str]]:
+        """digest -> the refs of the versions that need it."""
+        query = (
+            sa.select(version_objects.c.digest, models.c.name, versions.c.number)
+            .select_from(
+                version_objects.join(versions, versions.c.id == version_objects.c.version_id)
+                .join(models, models.c.id == versions.c.model_id)
+            )
+        )
+        out: dict[str, list[str]] = {}
+        with session.read(self.engine) as conn:
+            for digest, name, number in conn.execute(query):
+                out.setdefault(digest, []).append(f"{name}@{number}")
+        return out
+
+    def events(self, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = sa.select(events).order_by(events.c.id.desc()).limit(limit)
+        if model is not None:
+            query = query.where(events.c.model == model)
+        with session.read(self.engine) as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def dangling_aliases(self) -> list[str]:
+        query = (
+            sa.select(models.c.name, aliases.c.name)
+            .select_from(
+                aliases.join(models, models.c.id == aliases.c.model_id)
+                .outerjoin(versions, versions.c.id == aliases.c.version_id)
+            )
+            .where(versions.c.id.is_(None))
+        )
+        with session.read(self.engine) as conn:
+            return [f"{m}@{a}" for m, a in conn.execute(query)]
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's own check of the database file; empty when fine."""
+        if self.engine.dialect.name != "sqlite":
+            return []
+        with self.engine.connect() as conn:
+            result = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
+        return [] if result == ["ok"] else result
+
+    def backup(self, destination: str) -> None:
+        """A consistent copy taken while others may be writing (``VACUUM INTO``)."""
+        if self.engine.dialect.name != "sqlite":
+            raise InvalidInputError(
+                "Backups are built in for SQLite registries only.",
+                hint="Use pg_dump for a PostgreSQL registry.",
+            )
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM INTO ?", (destination,))
+
+
+def _get_or_create_model(conn: Connection, name: str, now: dt.datetime) -> int:
+    found = conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar_one_or_none()
+    if found is not None:
+        return int(found)
+    try:
+        with conn.begin_nested():
+            return int(conn.execute(
+                models.insert().values(name=name, created_at=now, last_version=0)
+            ).inserted_primary_key[0])
+    except sa.exc.IntegrityError:
+        # Lost a race on PostgreSQL: the other transaction's row is the model.
+        return int(conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar_one())

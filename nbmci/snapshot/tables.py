@@ -1,0 +1,406 @@
+"""DataFrames, Series and numpy arrays to chunked, deduplicated objects and back.
+
+A dataset is a manifest (canonical JSON, itself an object) listing, per column, the digests of
+its row chunks. Row chunks are cut by content (see ``chunking``) and shared by every column, so
+committing the same data again stores nothing, an append stores about the appended rows, and
+an edit in the middle stores about the changed rows. Column chunks are hashed and written
+straight from Arrow's buffers. The schema (dtypes incl. categorical, tz-aware datetimes and
+the index) travels as Arrow's own schema with pandas metadata, so round trips are exact.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from nbmci.digest import canonical_json, hash_buffers
+from nbmci.errors import IntegrityError, UnsupportedDataError
+from nbmci.snapshot import chunking, codec, stats
+from nbmci.store.objects import ObjectStore, ObjectWriter
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "nbmci.dataset/1"
+_MAX_KEY_COLUMNS = 2
+Progress = Callable[[int], None]
+
+
+@dataclass
+class WriteTally:
+    """What a commit stored: bytes and objects that were new versus already present."""
+
+    new_bytes: int = 0
+    dedup_bytes: int = 0
+    new_objects: int = 0
+    dedup_objects: int = 0
+    digests: set[str] = field(default_factory=set)
+
+    def add(self, digest: str, size: int, written: bool) -> None:
+        self.digests.add(digest)
+        if written:
+            self.new_bytes += size
+            self.new_objects += 1
+        else:
+            self.dedup_bytes += size
+            self.dedup_objects += 1
+
+    def to_dict(self) -> dict[str, int]:
+        return {"new_bytes": self.new_bytes, "dedup_bytes": self.dedup_bytes,
+                "new_objects": self.new_objects, "dedup_objects": self.dedup_objects}
+
+
+@dataclass(frozen=True)
+class DatasetSnapshot:
+    digest: str  # of the manifest object
+    kind: str
+    rows: int
+    nbytes: int
+    schema: list[dict[str, str]]
+    stats: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def _to_table(value: Any) -> tuple[str, pa.Table, dict[str, Any]]:
+    if isinstance(value, pd.Series):
+        name = value.name
+        extra = {"series_name": name if isinstance(name, (str, int, float, bool, type(None)))
+                 else str(name)}
+        value = value.to_frame(name="__series__")
+        kind = "series"
+    elif isinstance(value, pd.DataFrame):
+        kind, extra = "dataframe", {}
+        if not value.columns.is_unique:
+            dupes = sorted({str(c) for c in value.columns[value.columns.duplicated()]})
+            raise UnsupportedDataError(
+                f"The DataFrame has duplicate column names: {', '.join(dupes[:5])}.",
+                hint="Rename the columns so each name appears once.",
+            )
+    else:
+        raise UnsupportedDataError(f"Cannot snapshot a {type(value).__name__}.")
+    try:
+        table = pa.Table.from_pandas(value, preserve_index=None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
+        raise UnsupportedDataError(
+            f"Cannot store this {kind}: {exc}",
+            hint="Give each column one consistent dtype (e.g. df[col].astype(str)).",
+        ) from exc
+    if any(col.num_chunks > 1 for col in table.columns):
+        table = table.combine_chunks()
+    return kind, table, extra
+
+
+def _fixed_width(type_: pa.DataType) -> int:
+    try:
+        bits = type_.bit_width
+    except ValueError:
+        return 0
+    return bits // 8 if bits % 8 == 0 else 0
+
+
+def _single(column: pa.ChunkedArray) -> pa.Array:
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    if column.num_chunks == 0:
+        return pa.array([], type=column.type)
+    return pa.concat_arrays(column.chunks)
+
+
+def _key_arrays(table: pa.Table) -> list[np.ndarray]:
+    keys: list[np.ndarray] = []
+    rows = table.num_rows
+    candidates = sorted(
+        range(table.num_columns),
+        key=lambda i: (not pa.types.is_floating(table.schema.field(i).type), i),
+    )
+    for i in candidates:
+        arr = _single(table.column(i))
+        width = _fixed_width(arr.type)
+        if width == 0 or pa.types.is_dictionary(arr.type):
+            continue
+        raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=rows * width,
+                            offset=arr.offset * width)
+        key = chunking.key_words(raw, rows)
+        if not keys and chunking.is_varied(key):
+            return [key]  # one well-spread column places cuts as well as several
+        keys.append(key)
+        if len(keys) == _MAX_KEY_COLUMNS:
+            return keys
+    if not keys:  # no fixed-width column: fall back to hashing the first column's values
+        values = table.column(0).to_numpy(zero_copy_only=False)
+        keys.append(pd.util.hash_array(np.asarray(values, dtype=object)).astype(np.uint64))
+    return keys
+
+
+def _validity(arr: pa.Array) -> Any:
+    if arr.null_count == 0:
+        return None
+    return np.packbits(arr.is_valid().to_numpy(zero_copy_only=False), bitorder="little")
+
+
+def _encode_array(arr: pa.Array) -> tuple[dict[str, Any], list[Any]]:
+    type_ = arr.type
+    n = len(arr)
+    if pa.types.is_dictionary(type_):
+        header, buffers = _encode_array(arr.indices)
+        return {**header, "layout": "dict"}, buffers
+    width = _fixed_width(type_)
+    if width and type_.num_fields == 0:
+        data = arr.buffers()[1].slice(arr.offset * width, n * width)
+        return {"layout": "fixed", "n": n, "nulls": arr.null_count}, [_validity(arr), data]
+    if type_ in (pa.string(), pa.binary(), pa.large_string(), pa.large_binary()):
+        large = type_ in (pa.large_string(), pa.large_binary())
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if large else np.int32,
+                                count=n + 1, offset=arr.offset * (8 if large else 4))
+        base, end = int(offsets[0]), int(offsets[-1])
+        values = arr.buffers()[2]
+        data = values.slice(base, end - base) if values is not None else None
+        return ({"layout": "binary", "n": n, "nulls": arr.null_count},
+                [_validity(arr), offsets - offsets[0], data])
+    sink = pa.BufferOutputStream()
+    batch = pa.record_batch([arr], names=["c"])
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return {"layout": "ipc", "n": n, "nulls": arr.null_count}, [sink.getvalue()]
+
+
+class _ColumnWriter:
+    def __init__(self, writer: ObjectWriter, tally: WriteTally,
+                 known_stats: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.writer = writer
+        self.tally = tally
+        self.known_stats = known_stats
+
+    def put(self, pieces: list[Any]) -> str:
+        digest = hash_buffers(pieces)
+        stored = self.writer.put(pieces, digest)
+        self.tally.add(digest, stored.size, stored.written)
+        return digest
+
+    def put_column(self, arr: pa.Array, cuts: list[int], progress: Progress | None) -> dict:
+        type_name = str(arr.type)
+        digests, chunk_stats = [], []
+        start = 0
+        for end in cuts:
+            piece = arr.slice(start, end - start)
+            header, buffers = _encode_array(piece)
+            digest = self.put(codec.encode(header, buffers))
+            digests.append(digest)
+            known = self.known_stats.get((type_name, digest))
+            chunk_stats.append(known if known is not None else stats.chunk_stats(piece))
+            if progress:
+                progress(piece.nbytes)
+            start = end
+        column: dict[str, Any] = {"type": type_name, "chunks": digests, "stats": chunk_stats,
+                                  "dictionary": None}
+        if pa.types.is_dictionary(arr.type):
+            column["dictionary"] = self.put(_ipc_bytes(arr.dictionary))
+        return column
+
+
+def _ipc_bytes(arr: pa.Array) -> list[Any]:
+    sink = pa.BufferOutputStream()
+    batch = pa.record_batch([arr], names=["c"])
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return [sink.getvalue()]
+
+
+def known_chunk_stats(manifest: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per-chunk statistics of an earlier manifest, so unchanged chunks are not rescanned."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for column in (manifest or {}).get("columns", []):
+        for digest, chunk in zip(column.get("chunks", []), column.get("stats", []), strict=False):
+            out[(column.get("type", ""), digest)] = chunk
+    return out
+
+
+def write_dataset(
+    value: Any,
+    writer: ObjectWriter,
+    tally: WriteTally,
+    *,
+    chunk_bytes: int,
+    previous: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> DatasetSnapshot:
+    """Store ``value`` (DataFrame, Series or ndarray) and return its manifest's digest."""
+    if isinstance(value, np.ndarray):
+        return _write_ndarray(value, writer, tally, chunk_bytes=chunk_bytes, progress=progress)
+    kind, table, extra = _to_table(value)
+    rows = table.num_rows
+    nbytes = table.nbytes
+    cuts = [rows]  # an empty table still gets one (empty) chunk: it carries dictionaries
+    if rows and table.num_columns:
+        average = chunking.average_rows(chunk_bytes, nbytes / rows)
+        cuts = chunking.cut_points(chunking.fingerprints(_key_arrays(table), rows), average)
+    columns_writer = _ColumnWriter(writer, tally, known_chunk_stats(previous))
+    columns = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        entry = columns_writer.put_column(_single(column), cuts, progress)
+        columns.append({"name": name, **entry})
+    manifest = {
+        "format": FORMAT,
+        "kind": kind,
+        "rows": rows,
+        "cuts": cuts,
+        "schema": base64.b64encode(table.schema.serialize().to_pybytes()).decode(),
+        "columns": columns,
+        **extra,
+    }
+    digest = columns_writer.put([canonical_json(manifest)])
+    summary = {c["name"]: stats.combine(c["type"], c["stats"]) for c in columns}
+    if kind == "series":
+        summary[str(extra["series_name"])] = summary.pop("__series__")
+    return DatasetSnapshot(digest, kind, rows, nbytes, _describe(value, kind), summary, manifest)
+
+
+def _describe(value: Any, kind: str) -> list[dict[str, str]]:
+    if kind == "series":
+        return [{"name": str(value.name), "dtype": str(value.dtype)}]
+    return [{"name": str(c), "dtype": str(t)} for c, t in value.dtypes.items()]
+
+
+def _write_ndarray(value: np.ndarray, writer: ObjectWriter, tally: WriteTally, *,
+                   chunk_bytes: int, progress: Progress | None) -> DatasetSnapshot:
+    if value.dtype.hasobject or value.dtype.fields is not None:
+        raise UnsupportedDataError(
+            f"Cannot store a numpy array of dtype {value.dtype}: only numeric, boolean, "
+            "datetime and fixed-width string arrays are supported.",
+            hint="Convert it to a DataFrame or to a numeric dtype first.",
+        )
+    shape = list(value.shape)
+    rows = shape[0] if shape else 1
+    flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+    row_bytes = flat.nbytes // rows if rows else 0
+    cuts = [rows]
+    if rows and row_bytes:
+        keys = [chunking.key_words(flat, rows)]
+        cuts = chunking.cut_points(chunking.fingerprints(keys, rows),
+                                   chunking.average_rows(chunk_bytes, row_bytes))
+    column_writer = _ColumnWriter(writer, tally, {})
+    digests, start = [], 0
+    for end in cuts:
+        piece = flat[start * row_bytes : end * row_bytes]
+        digests.append(column_writer.put(codec.encode({"layout": "raw", "n": end - start},
+                                                      [piece])))
+        if progress:
+            progress(piece.nbytes)
+        start = end
+    manifest = {"format": FORMAT, "kind": "ndarray", "rows": rows, "cuts": cuts,
+                "dtype": value.dtype.str, "shape": shape, "chunks": digests}
+    digest = column_writer.put([canonical_json(manifest)])
+    summary = {"values": stats.ndarray_stats(value)}
+    schema = [{"name": "values", "dtype": f"{value.dtype}{tuple(shape)}"}]
+    return DatasetSnapshot(digest, "ndarray", rows, value.nbytes, schema, summary, manifest)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def read_manifest(store: ObjectStore, digest: str) -> dict[str, Any]:
+    import json  # noqa: PLC0415
+
+    try:
+        manifest = json.loads(store.get(digest))
+    except ValueError as exc:
+        raise IntegrityError(f"Dataset manifest {digest} is not valid JSON.") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IntegrityError(f"Object {digest} is not an nbmci dataset manifest.")
+    return manifest
+
+
+def manifest_objects(manifest: dict[str, Any]) -> list[str]:
+    """Every object digest a manifest points at."""
+    if manifest["kind"] == "ndarray":
+        return list(manifest["chunks"])
+    out = []
+    for column in manifest["columns"]:
+        out.extend(column["chunks"])
+        if column.get("dictionary"):
+            out.append(column["dictionary"])
+    return out
+
+
+def _fetch_all(store: ObjectStore, digests: list[str]) -> dict[str, bytes]:
+    unique = list(dict.fromkeys(digests))
+    if len(unique) < 4:
+        return {d: store.get(d) for d in unique}
+    with ThreadPoolExecutor(4, thread_name_prefix="nbmci-read") as pool:
+        return dict(zip(unique, pool.map(store.get, unique), strict=True))
+
+
+def _decode_array(type_: pa.DataType, header: dict[str, Any], buffers: list[Any],
+                  dictionary: pa.Array | None, digest: str) -> pa.Array:
+    layout, n, nulls = header.get("layout"), header.get("n"), header.get("nulls", 0)
+    try:
+        if layout == "dict":
+            assert dictionary is not None
+            indices = pa.Array.from_buffers(type_.index_type, n, buffers[:2], null_count=nulls)
+            return pa.DictionaryArray.from_arrays(indices, dictionary, ordered=type_.ordered)
+        if layout == "fixed":
+            return pa.Array.from_buffers(type_, n, buffers[:2], null_count=nulls)
+        if layout == "binary":
+            validity, offsets, data = buffers
+            if data is None:
+                data = pa.py_buffer(b"")
+            return pa.Array.from_buffers(type_, n, [validity, offsets, data], null_count=nulls)
+        if layout == "ipc":
+            return pa.ipc.open_stream(buffers[0]).read_all().column(0).combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, IndexError, AssertionError) as exc:
+        raise IntegrityError(f"Data chunk {digest} does not match its column type.") from exc
+    raise IntegrityError(f"Data chunk {digest} has an unknown layout {layout!r}.")
+
+
+def read_dataset(store: ObjectStore, digest: str) -> Any:
+    """Load a dataset back as the DataFrame, Series or ndarray that was committed."""
+    manifest = read_manifest(store, digest)
+    blobs = _fetch_all(store, manifest_objects(manifest))
+    if manifest["kind"] == "ndarray":
+        return _read_ndarray(manifest, blobs)
+    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(manifest["schema"])))
+    arrays = []
+    for field_, column in zip(schema, manifest["columns"], strict=True):
+        dictionary = None
+        if column.get("dictionary"):
+            dictionary = pa.ipc.open_stream(blobs[column["dictionary"]]).read_all().column(0)
+            dictionary = dictionary.combine_chunks()
+        pieces = []
+        for chunk_digest in column["chunks"]:
+            header, buffers = codec.decode(blobs[chunk_digest], chunk_digest)
+            pieces.append(_decode_array(field_.type, header, buffers, dictionary, chunk_digest))
+        arrays.append(pa.chunked_array(pieces, type=field_.type))
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    frame = table.to_pandas()
+    if manifest["kind"] == "series":
+        series = frame.iloc[:, 0]
+        series.name = manifest.get("series_name")
+        return series
+    return frame
+
+
+def _read_ndarray(manifest: dict[str, Any], blobs: dict[str, bytes]) -> np.ndarray:
+    dtype = np.dtype(manifest["dtype"])
+    if dtype.hasobject:
+        raise IntegrityError("An ndarray manifest names an object dtype.")
+    parts = []
+    for chunk_digest in manifest["chunks"]:
+        _, buffers = codec.decode(blobs[chunk_digest], chunk_digest)
+        parts.append(np.frombuffer(buffers[0], dtype=np.uint8))
+    raw = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint8)
+    shape = tuple(int(s) for s in manifest["shape"])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if raw.nbytes != expected:
+        raise IntegrityError("An ndarray's chunks do not add up to its shape.")
+    return raw.view(dtype).reshape(shape)
+
