@@ -1,1 +1,69 @@
-"""nbmci: model CI/CD that lives in Jupyter."""
+"""nbmci: model CI/CD that lives in Jupyter.
+
+``import nbmci`` is cheap: the API (and SQLAlchemy, pandas, pyarrow behind it) loads on first
+use of any name below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbmci.api import (
+        Project,
+        checkout,
+        commit,
+        diff,
+        fsck,
+        gc,
+        init,
+        load,
+        load_data,
+        models,
+        project,
+        show,
+        versions,
+    )
+    from nbmci.errors import NbmciError
+    from nbmci.results import Diff, ModelSummary, Version
+
+__all__ = [
+    "Diff",
+    "ModelSummary",
+    "NbmciError",
+    "Project",
+    "Version",
+    "checkout",
+    "commit",
+    "diff",
+    "fsck",
+    "gc",
+    "init",
+    "load",
+    "load_data",
+    "models",
+    "project",
+    "show",
+    "versions",
+]
+__version__ = "0.1.0"
+
+_HOMES = {
+    "NbmciError": "nbmci.errors",
+    "Diff": "nbmci.results",
+    "ModelSummary": "nbmci.results",
+    "Version": "nbmci.results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        value = getattr(importlib.import_module(_HOMES.get(name, "nbmci.api")), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nbmci' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

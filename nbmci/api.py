@@ -1,0 +1,513 @@
+"""The one Python API every face (magics, CLI, servers) calls.
+
+Example::
+
+    import nbmci
+    v = nbmci.commit(clf, data={"X_train": X_train, "y_train": y_train}, message="more trees")
+    clf1 = nbmci.load("clf@1")
+    frames = nbmci.load_data("clf@1")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from nbmci import refs
+from nbmci.config import Settings, load_settings
+from nbmci.errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    NbmciError,
+    UnsupportedDataError,
+    VersionNotFoundError,
+)
+from nbmci.refs import Ref
+from nbmci.registry import Registry
+from nbmci.registry.queries import as_utc
+from nbmci.results import (
+    Checkout,
+    DataInfo,
+    Diff,
+    FsckReport,
+    GcReport,
+    ModelArtifact,
+    ModelSummary,
+    Stored,
+    Version,
+)
+from nbmci.store import ObjectStore, open_store
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+DATA_KEY_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class Project:
+    """One project's registry and store. Most users call the module-level functions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.settings.root)!r})"
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Project:
+        """The project that holds ``path`` (default: the working directory)."""
+        return cls(load_settings(path))
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        return open_store(self.settings.store_url, durable=self.settings.durable)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.settings.registry_url)
+
+    def close(self) -> None:
+        if "registry" in self.__dict__:
+            self.registry.close()
+
+    # -- commit ------------------------------------------------------------------------------
+
+    def commit(
+        self,
+        model: Any,
+        data: Any = None,
+        name: str | None = None,
+        message: str = "",
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        *,
+        progress: Progress | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        format: str | None = None,
+    ) -> Version:
+        """Snapshot ``model`` and its training ``data`` as the next version of ``name``."""
+        from nbmci import snapshot  # noqa: PLC0415  (pandas/pyarrow load on first commit)
+
+        started = time.perf_counter()
+        name = _model_name(model, name)
+        if not isinstance(message, str):
+            raise InvalidInputError(f"message must be a string, not {type(message).__name__}.")
+        items = _data_items(data)
+        params_json = _mapping("params", params) if params is not None else None
+        metrics_json = _metrics(metrics)
+        blob = snapshot.dump_model(model, format)
+        previous = self._previous_manifests(name, list(items))
+        tally = snapshot.WriteTally()
+        datasets = {}
+        total = sum(snapshot.data_nbytes(v) for v in items.values()) + len(blob.data)
+        done = [0]
+
+        def advance(nbytes: int) -> None:
+            done[0] += nbytes
+            if progress is not None:
+                progress(min(done[0], total), total)
+
+        with self.store.writer() as writer:
+            for key, value in items.items():
+                datasets[key] = snapshot.write_dataset(
+                    value, writer, tally, chunk_bytes=self.settings.chunk_bytes,
+                    previous=previous.get(key), progress=advance)
+            stored = writer.put([blob.data])
+            tally.add(stored.digest, stored.size, stored.written)
+            advance(len(blob.data))
+        row = {
+            "message": message,
+            "author": snapshot.lineage.actor(),
+            "model_digest": stored.digest,
+            "model_format": blob.format,
+            "model_class": f"{type(model).__module__}.{type(model).__qualname__}"[:256],
+            "model_size": len(blob.data),
+            "trusted": blob.trusted,
+            "trusted_types": blob.trusted_types,
+            "params": params_json if params_json is not None else snapshot.model_params(model),
+            "metrics": metrics_json,
+            "signature": snapshot.infer_signature(model, items),
+            "lineage": snapshot.lineage.capture(self.settings.root, model, message,
+                                                dict(lineage or {})),
+            "stored": tally.to_dict(),
+        }
+        dataset_rows = [
+            {"key": key, "digest": s.digest, "kind": s.kind, "rows": s.rows,
+             "nbytes": s.nbytes, "schema": s.schema, "stats": s.stats}
+            for key, s in datasets.items()
+        ]
+        number = self.registry.add_version(name, row, dataset_rows, tally.digests,
+                                           actor=row["author"])
+        version = self._version(name, number)
+        duration = time.perf_counter() - started
+        logger.info("committed %s in %.3fs", version.ref, duration)
+        return _with(version, stored=Stored(**tally.to_dict()), duration=duration)
+
+    def _previous_manifests(self, name: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The latest version's dataset manifests, so unchanged chunks reuse their stats."""
+        from nbmci.snapshot.tables import read_manifest  # noqa: PLC0415
+
+        if not keys or self.registry.model(name) is None:
+            return {}
+        rows = self.registry.versions(name)[:1]
+        found = {}
+        for d in rows[0]["datasets"] if rows else []:
+            if d["key"] in keys:
+                try:
+                    found[d["key"]] = read_manifest(self.store, d["digest"])
+                except NbmciError:
+                    continue  # damaged history must not block a new commit
+        return found
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def resolve(self, ref: str | Ref) -> tuple[str, int]:
+        """``(name, number)`` for a reference, or a clear NotFound error."""
+        parsed = Ref.parse(ref)
+        if parsed.alias is not None and not parsed.is_latest:
+            refs.validate_alias(parsed.alias)
+        if self.registry.model(parsed.name) is None:
+            raise ModelNotFoundError(parsed.name, self.registry.model_names())
+        latest = self.registry.latest_number(parsed.name)
+        if parsed.version is not None:
+            number: int | None = parsed.version
+            if latest is None or parsed.version > latest or not self.registry.versions(
+                    parsed.name, [parsed.version]):
+                number = None
+        elif parsed.is_latest:
+            number = latest
+        else:
+            number = self.registry.alias_target(parsed.name, parsed.alias or "")
+        if number is None:
+            raise VersionNotFoundError(str(ref), parsed.name, latest)
+        return parsed.name, number
+
+    def show(self, ref: str | Ref) -> Version:
+        """The version ``ref`` points at, with its data, lineage and aliases."""
+        return self._version(*self.resolve(ref))
+
+    def _version(self, name: str, number: int) -> Version:
+        rows = self.registry.versions(name, [number])
+        if not rows:
+            raise VersionNotFoundError(f"{name}@{number}", name, None)
+        return _version_from_row(rows[0])
+
+    def versions(self, name: str) -> list[Version]:
+        """Every version of ``name``, newest first."""
+        refs.validate_name(name)
+        if self.registry.model(name) is None:
+            raise ModelNotFoundError(name, self.registry.model_names())
+        return [_version_from_row(r) for r in self.registry.versions(name)]
+
+    def models(self) -> list[ModelSummary]:
+        """Every model in the registry with its latest version and aliases."""
+        return [
+            ModelSummary(
+                name=r["name"], versions=r["count"] or 0, latest=r["latest"],
+                created_at=as_utc(r["created_at"]),
+                updated_at=as_utc(r["updated_at"]) if r["updated_at"] else None,
+                aliases=r["aliases"],
+            )
+            for r in self.registry.model_summaries()
+        ]
+
+    def load(self, ref: str | Ref, *, trust: bool = False) -> Any:
+        """The model object of ``ref``; pickled models need ``trust=True``."""
+        from nbmci.snapshot.serializers import load_model  # noqa: PLC0415
+
+        if not isinstance(trust, bool):
+            raise InvalidInputError(f"trust must be True or False, not {trust!r}.")
+        version = self.show(ref)
+        data = self.store.get(version.model.digest)
+        return load_model(version.model.format, data, version.model.trusted_types, trust=trust,
+                          ref=version.ref)
+
+    def load_data(self, ref: str | Ref) -> dict[str, Any]:
+        """The data committed with ``ref``, as the DataFrames, Series and arrays it was."""
+        from nbmci.snapshot.tables import read_dataset  # noqa: PLC0415
+
+        version = self.show(ref)
+        return {key: read_dataset(self.store, info.digest) for key, info in version.data.items()}
+
+    def diff(self, a: str | Ref, b: str | Ref) -> Diff:
+        """What changed from ``a`` to ``b``: model, params, metrics, signature and data."""
+        from nbmci._diff import diff_versions  # noqa: PLC0415
+
+        return diff_versions(self.show(a), self.show(b))
+
+    def set_alias(self, ref: str | Ref, alias: str) -> int | None:
+        """Point ``alias`` at ``ref``; returns the version it pointed at before."""
+        refs.validate_alias(alias)
+        name, number = self.resolve(ref)
+        from nbmci.snapshot.lineage import actor  # noqa: PLC0415
+
+        return self.registry.set_alias(name, alias, number, actor())
+
+    def checkout(self, ref: str | Ref, out: str | os.PathLike[str]) -> Checkout:
+        """Write the model file, the data as Parquet and version.json into ``out``."""
+        from nbmci._maintenance import checkout  # noqa: PLC0415
+
+        return checkout(self, ref, Path(out))
+
+    def fsck(self) -> FsckReport:
+        """Re-hash every object and check every reference; see ``FsckReport.problems``."""
+        from nbmci._maintenance import fsck  # noqa: PLC0415
+
+        return fsck(self)
+
+    def gc(self, grace: float | None = None, *, dry_run: bool = False) -> GcReport:
+        """Delete objects no version needs that are older than ``grace`` seconds."""
+        from nbmci._maintenance import gc  # noqa: PLC0415
+
+        return gc(self, self.settings.gc_grace if grace is None else grace, dry_run=dry_run)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _with(version: Version, **changes: Any) -> Version:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(version, **changes)
+
+
+def _version_from_row(row: Mapping[str, Any]) -> Version:
+    return Version(
+        name=row["name"],
+        version=row["number"],
+        created_at=as_utc(row["created_at"]),
+        message=row["message"],
+        author=row["author"],
+        model=ModelArtifact(row["model_class"], row["model_format"], row["model_digest"],
+                            row["model_size"], row["trusted"], list(row["trusted_types"])),
+        data={
+            d["key"]: DataInfo(d["key"], d["digest"], d["kind"], d["rows"], d["nbytes"],
+                               d["schema"], d["stats"])
+            for d in row["datasets"]
+        },
+        params=row["params"],
+        metrics=row["metrics"],
+        signature=row["signature"],
+        lineage=row["lineage"],
+        aliases=list(row["aliases"]),
+        stored=Stored(**row["stored"]),
+    )
+
+
+def _user_frame() -> Any:
+    """The innermost frame outside the nbmci package: the caller's code."""
+    frame = inspect.currentframe()
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_DIR + os.sep):
+        frame = frame.f_back
+    return frame
+
+
+def variable_name(value: Any) -> str | None:
+    """The name of the caller's variable bound to ``value``, if there is one."""
+    frame = _user_frame()
+    if frame is None:
+        return None
+    try:
+        for scope in (frame.f_locals, frame.f_globals):
+            for key, bound in list(scope.items()):
+                if bound is value and not key.startswith("_") and key not in ("In", "Out"):
+                    return key
+    finally:
+        del frame
+    return None
+
+
+def _model_name(model: Any, name: str | None) -> str:
+    if name is not None:
+        return refs.validate_name(name)
+    guessed = variable_name(model)
+    if guessed is None:
+        raise InvalidInputError("Cannot tell the model's name from here.",
+                                hint="Pass name='my-model'.")
+    candidate = guessed.lower().replace("_", "-") if not refs._NAME_RE.fullmatch(guessed) \
+        else guessed
+    try:
+        return refs.validate_name(candidate)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"The variable name {guessed!r} is not a valid model name.",
+                                hint="Pass name='my-model'.") from exc
+
+
+def _data_items(data: Any) -> dict[str, Any]:
+    import re  # noqa: PLC0415
+
+    if data is None:
+        return {}
+    if isinstance(data, Mapping):
+        items = dict(data)
+    else:
+        items = {variable_name(data) or "data": data}
+    for key, value in items.items():
+        if not isinstance(key, str) or not re.fullmatch(DATA_KEY_PATTERN, key, re.ASCII):
+            raise InvalidInputError(
+                f"{key!r} is not a valid data name.",
+                hint="Data names are 1-64 letters, digits, '_', '.' or '-', like X_train.")
+        if not _is_data(value):
+            raise UnsupportedDataError(
+                f"Data {key!r} is a {type(value).__name__}; nbmci stores DataFrames, Series "
+                "and numpy arrays.",
+                hint="Convert it first, e.g. pandas.DataFrame(value).")
+    return items
+
+
+def _is_data(value: Any) -> bool:
+    module = type(value).__module__
+    return (module.startswith("pandas") and type(value).__name__ in ("DataFrame", "Series")) \
+        or (module == "numpy" and type(value).__name__ == "ndarray")
+
+
+def _mapping(what: str, value: Any) -> dict[str, Any]:
+    from nbmci.snapshot.jsonable import to_jsonable  # noqa: PLC0415
+
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{what} must be a dict, not {type(value).__name__}.")
+    for key in value:
+        if not isinstance(key, str) or not key or len(key) > 128:
+            raise InvalidInputError(f"{what} keys must be non-empty strings of at most 128 "
+                                    f"characters; got {key!r:.80}.")
+    result: dict[str, Any] = to_jsonable(dict(value))
+    return result
+
+
+def _metrics(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    import math  # noqa: PLC0415
+    import numbers  # noqa: PLC0415
+
+    if metrics is None:
+        return {}
+    checked = _mapping("metrics", metrics)
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidInputError(f"Metric {key!r} must be a number, not {value!r:.80}.")
+        if not math.isfinite(float(value)):
+            raise InvalidInputError(f"Metric {key!r} must be finite, not {value!r}.")
+        checked[key] = float(value) if not isinstance(value, int) else int(value)
+    return checked
+
+
+# -- module-level API ------------------------------------------------------------------------
+
+_projects: dict[tuple[str, str, str], Project] = {}
+_lock = threading.Lock()
+
+
+def project(path: str | os.PathLike[str] | None = None) -> Project:
+    """The project for ``path`` (default: the working directory), reused across calls."""
+    settings = load_settings(path)
+    key = (str(settings.root), settings.store_url, settings.registry_url)
+    with _lock:
+        found = _projects.get(key)
+        if found is None or found.settings != settings:
+            found = _projects[key] = Project(settings)
+        return found
+
+
+def commit(model: Any, data: Any = None, name: str | None = None, message: str = "",
+           params: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None,
+           **options: Any) -> Version:
+    """Commit ``model`` with its training ``data`` as the next version of ``name``.
+
+    Args:
+        model: the fitted model (scikit-learn via skops; anything else via joblib, untrusted).
+        data: a DataFrame, Series or numpy array, or a dict of them, e.g. ``{"X_train": X}``.
+        name: the model's name; defaults to the caller's variable name for ``model``.
+        message: what changed, like a git commit message.
+        params: hyperparameters to record; defaults to ``model.get_params()``.
+        metrics: numbers to record with the version.
+
+    Returns:
+        The new ``Version``; ``version.ref`` is e.g. ``"clf@2"``.
+
+    Raises:
+        InvalidInputError: a bad name, data key, parameter or metric.
+        UnsupportedDataError: data or a model nbmci cannot store.
+
+    Example: ``nbmci.commit(clf, data={"X_train": X, "y_train": y}, message="more trees")``
+    """
+    return project().commit(model, data, name, message, params, metrics, **options)
+
+
+def load(ref: str, *, trust: bool = False) -> Any:
+    """Load the model of ``ref`` (``clf@3``, ``clf@latest``, ``clf@production``).
+
+    Raises:
+        NotFoundError: no such model or version.
+        UntrustedModelError: a pickled model without ``trust=True``.
+        CorruptObjectError: the stored bytes fail their digest check.
+
+    Example: ``clf = nbmci.load("clf@1")``
+    """
+    return project().load(ref, trust=trust)
+
+
+def load_data(ref: str) -> dict[str, Any]:
+    """The data committed with ``ref``, e.g. ``{"X_train": DataFrame, "y_train": Series}``.
+
+    Example: ``frames = nbmci.load_data("clf@1")``
+    """
+    return project().load_data(ref)
+
+
+def show(ref: str) -> Version:
+    """The version ``ref`` points at. Example: ``nbmci.show("clf@latest").metrics``"""
+    return project().show(ref)
+
+
+def versions(name: str) -> list[Version]:
+    """Every version of model ``name``, newest first. Example: ``nbmci.versions("clf")``"""
+    return project().versions(name)
+
+
+def models() -> list[ModelSummary]:
+    """Every model in the registry. Example: ``[m.name for m in nbmci.models()]``"""
+    return project().models()
+
+
+def diff(a: str, b: str) -> Diff:
+    """Params, metrics, signature and data differences. Example: ``nbmci.diff("clf@1", "clf@2")``
+    """
+    return project().diff(a, b)
+
+
+def checkout(ref: str, out: str | os.PathLike[str]) -> Checkout:
+    """Write ``ref``'s model file and data (Parquet) into directory ``out``."""
+    return project().checkout(ref, out)
+
+
+def fsck() -> FsckReport:
+    """Check every object and reference of the project's registry and store."""
+    return project().fsck()
+
+
+def gc(grace: float | None = None, *, dry_run: bool = False) -> GcReport:
+    """Delete unreferenced objects older than ``grace`` seconds (default one day)."""
+    return project().gc(grace, dry_run=dry_run)
+
+
+def init(path: str | os.PathLike[str] | None = None) -> Project:
+    """Create ``.nbmci/`` (registry and store) in ``path`` (default: the working directory)."""
+    from nbmci.config import STATE_DIR  # noqa: PLC0415
+
+    root = Path(path or os.getcwd()).resolve()
+    if not root.is_dir():
+        raise InvalidInputError(f"{str(root)!r} is not a directory.")
+    (root / STATE_DIR).mkdir(mode=0o700, exist_ok=True)
+    created = project(root)
+    created.registry.engine  # noqa: B018  (creates the database and its schema)
+    return created
+

@@ -1,0 +1,333 @@
+"""The ``nbmci`` command: rich tables for people, ``--json`` for scripts.
+
+Errors are one line on stderr: exit 2 for bad usage or input, 1 for every other nbmci error,
+70 for a bug (with ``--debug`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from nbmci.errors import InvalidInputError, NbmciError
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERNAL = 70
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console  # noqa: PLC0415  (rich is only needed to print)
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _api() -> Any:
+    from nbmci import api  # noqa: PLC0415
+
+    return api
+
+
+def _print_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, sort_keys=False, default=str))
+
+
+def _when(value: Any) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _size(nbytes: int) -> str:
+    size = float(nbytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def _short_class(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _escape(text: Any) -> str:
+    from rich.markup import escape  # noqa: PLC0415
+
+    return escape(str(text))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="nbmci")
+@click.pass_context
+def app(ctx: click.Context, debug: bool) -> None:
+    """Model CI/CD that lives in Jupyter: a versioned registry of models and their data."""
+    ctx.obj = {"debug": debug}
+
+
+@app.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+def init(path: str | None) -> None:
+    """Create the registry and store (.nbmci/) in PATH (default: here)."""
+    project = _api().init(path)
+    click.echo(f"Initialized nbmci in {project.settings.state_dir}")
+
+
+@app.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def models(as_json: bool) -> None:
+    """List the models in the registry."""
+    found = _api().models()
+    if as_json:
+        _print_json([m.to_dict() for m in found])
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title="Models", title_justify="left")
+    for column in ("name", "versions", "latest", "aliases", "updated"):
+        table.add_column(column)
+    for m in found:
+        aliases = ", ".join(f"{a}→{n}" for a, n in sorted(m.aliases.items()))
+        table.add_row(_escape(m.name), str(m.versions), f"{m.name}@{m.latest}" if m.latest else "",
+                      _escape(aliases), _when(m.updated_at))
+    if not found:
+        click.echo("No models yet. Commit one with nbmci.commit(model, data=...).")
+        return
+    _console().print(table)
+
+
+@app.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=None,
+              help="Show at most this many versions.")
+def log(name: str, as_json: bool, limit: int | None) -> None:
+    """List the versions of model NAME, newest first."""
+    found = _api().versions(name)[:limit]
+    if as_json:
+        _print_json([v.to_dict() for v in found])
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"Versions of {name}", title_justify="left")
+    for column in ("ref", "created", "message", "aliases", "model", "data", "metrics"):
+        table.add_column(column, overflow="fold")
+    for v in found:
+        data = ", ".join(f"{k} ({d.rows:,} rows)" for k, d in v.data.items())
+        metrics = ", ".join(f"{k}={_fmt(val)}" for k, val in sorted(v.metrics.items()))
+        table.add_row(v.ref, _when(v.created_at), _escape(v.message), ", ".join(v.aliases),
+                      _short_class(v.model.class_name), _escape(data), _escape(metrics))
+    _console().print(table)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+@app.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def show(ref: str, as_json: bool) -> None:
+    """Show one version: model, data, params, metrics, signature and lineage."""
+    v = _api().show(ref)
+    if as_json:
+        _print_json(v.to_dict(full=True))
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    console = _console()
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    git = v.lineage.get("git") or {}
+    rows = [
+        ("ref", v.ref), ("created", f"{_when(v.created_at)} by {v.author}"),
+        ("message", v.message), ("aliases", ", ".join(v.aliases) or "-"),
+        ("model", f"{v.model.class_name} ({v.model.format}, {_size(v.model.size)}"
+                  f"{'' if v.model.trusted else ', untrusted pickle'})"),
+        ("digest", v.model.digest),
+        ("stored", f"{_size(v.stored.new_bytes)} new, {_size(v.stored.dedup_bytes)} deduplicated"),
+        ("source", v.lineage.get("notebook") or v.lineage.get("script") or "-"),
+        ("git", f"{(git.get('commit') or '')[:12]} {git.get('branch') or ''}"
+                f"{' (dirty)' if git.get('dirty') else ''}" if git else "-"),
+    ]
+    for key, value in rows:
+        facts.add_row(key, _escape(value))
+    console.print(facts)
+    for title, mapping in (("params", v.params), ("metrics", v.metrics)):
+        if mapping:
+            table = Table(title=title, title_justify="left")
+            table.add_column("name")
+            table.add_column("value", overflow="fold")
+            for key, value in sorted(mapping.items()):
+                table.add_row(_escape(key), _escape(_fmt(value)))
+            console.print(table)
+    if v.data:
+        table = Table(title="data", title_justify="left")
+        for column in ("name", "kind", "rows", "columns", "digest"):
+            table.add_column(column, overflow="fold")
+        for key, d in v.data.items():
+            table.add_row(_escape(key), d.kind, f"{d.rows:,}", str(len(d.columns)), d.digest[:19])
+        console.print(table)
+    inputs = v.signature.get("inputs") or []
+    if inputs:
+        shown = ", ".join(f"{i['name']}:{i['dtype']}" for i in inputs[:12])
+        more = f" … (+{len(inputs) - 12})" if len(inputs) > 12 else ""
+        console.print(f"[bold]signature[/bold]  {_escape(shown)}{more}")
+
+
+@app.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def diff(a: str, b: str, as_json: bool) -> None:
+    """Compare two versions: model, params, metrics, signature and data statistics."""
+    result = _api().diff(a, b)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    console = _console()
+    styles = {"added": "green", "removed": "red", "changed": "yellow", "same": "dim"}
+    ra, rb = result.a.ref, result.b.ref
+
+    def section(title: str, changes: list[Any], only_changed: bool = False) -> None:
+        shown = [c for c in changes if not only_changed or c.status != "same"]
+        if not shown:
+            return
+        table = Table(title=title, title_justify="left")
+        for column in ("", ra, rb, ""):
+            table.add_column(column, overflow="fold")
+        for c in shown:
+            style = styles[c.status]
+            table.add_row(_escape(c.key), _escape(_fmt(c.a) if c.a is not None else ""),
+                          _escape(_fmt(c.b) if c.b is not None else ""),
+                          f"[{style}]{c.status}[/{style}]", style=None if c.status != "same"
+                          else "dim")
+        console.print(table)
+
+    section("model", result.model)
+    section("params", result.params, only_changed=True)
+    same_params = sum(1 for c in result.params if c.status == "same")
+    if same_params:
+        console.print(f"[dim]{same_params} params unchanged[/dim]")
+    section("metrics", result.metrics)
+    section("signature", result.signature, only_changed=True)
+    for d in result.data:
+        style = styles[d.status]
+        rows = " → ".join("-" if r is None else f"{r:,}" for r in d.rows)
+        console.print(f"[bold]data {_escape(d.key)}[/bold]: [{style}]{d.status}[/{style}], "
+                      f"rows {rows}")
+        section(f"{d.key} columns", d.columns, only_changed=True)
+        for column, changes in d.stats.items():
+            section(f"{d.key}.{column}", changes, only_changed=True)
+    if not result.changed:
+        console.print("[dim]No differences.[/dim]")
+
+
+@app.command()
+@click.argument("ref")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory to write into (created; must be empty).")
+def checkout(ref: str, out: str) -> None:
+    """Write REF's model file, its data as Parquet and version.json into --out."""
+    result = _api().checkout(ref, out)
+    click.echo(f"Checked out {result.ref} into {result.directory}:")
+    for name in result.files:
+        click.echo(f"  {name}")
+
+
+@app.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def fsck(as_json: bool) -> None:
+    """Re-hash every object and check every reference; exit 1 on any problem."""
+    report = _api().fsck()
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        console = _console()
+        console.print(f"{report.objects} objects ({report.referenced} referenced, "
+                      f"{report.unreferenced} unreferenced), {report.temporary} temporary files")
+        for p in report.problems:
+            refs = f" (needed by {', '.join(p.refs)})" if p.refs else ""
+            console.print(f"[red]{p.kind}[/red] {_escape(p.subject)}: {_escape(p.detail)}{refs}")
+        console.print("[green]ok[/green]" if report.ok else
+                      f"[red]{len(report.problems)} problem(s)[/red]")
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+_DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>[smhdw]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _duration(value: str) -> float:
+    match = _DURATION.fullmatch(value.strip())
+    if not match:
+        raise click.BadParameter(f"{value!r} is not a duration like 0, 90s, 2h or 14d.")
+    return float(match["n"]) * _UNITS[match["unit"]]
+
+
+@app.command()
+@click.option("--grace", default=None, help="Keep unreferenced objects younger than this "
+              "(e.g. 0, 30m, 2h, 14d; default: 1d).")
+@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def gc(grace: str | None, dry_run: bool, as_json: bool) -> None:
+    """Delete objects no version needs, and leftovers of interrupted writes."""
+    report = _api().gc(_duration(grace) if grace is not None else None, dry_run=dry_run)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    verb = "Would delete" if dry_run else "Deleted"
+    click.echo(f"{verb} {report.deleted_objects} objects ({_size(report.deleted_bytes)}) and "
+               f"{report.deleted_temporary} temporary files; kept {report.kept_young} "
+               "recent unreferenced objects.")
+
+
+def _fail(message: str, code: int) -> None:
+    err = _console(stderr=True)
+    err.print(f"[red]error:[/red] {_escape(message)}", soft_wrap=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning every error into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app.main(args=args, prog_name="nbmci", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        if debug:
+            traceback.print_exc()
+        message = exc.format_message()
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            message += f" (see `{exc.ctx.command_path} --help`)"
+        _fail(message, exc.exit_code)
+    except NbmciError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(str(exc), EXIT_USAGE if isinstance(exc, InvalidInputError) else EXIT_FAILED)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing half-written was kept", 130)
+    except Exception as exc:  # a bug: say so, without a traceback unless asked
+        if debug:
+            traceback.print_exc()
+        _fail(f"internal error ({type(exc).__name__}: {exc}); please report it with --debug "
+              "output", EXIT_INTERNAL)
+
+
+
+if __name__ == "__main__":
+    main()
