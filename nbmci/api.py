@@ -123,7 +123,8 @@ class Project:
                     previous=previous.get(key), progress=advance)
             stored = writer.put([blob.data])
             tally.add(stored.digest, stored.size, stored.written)
-            advance(len(blob.data))
+        if progress is not None:
+            progress(total, total)  # sizes were estimated up front; end at 100%
         row = {
             "message": message,
             "author": snapshot.lineage.actor(),
@@ -312,25 +313,56 @@ def _user_frame() -> Any:
     return frame
 
 
-def variable_name(value: Any) -> str | None:
-    """The name of the caller's variable bound to ``value``, if there is one."""
+def variable_name(value: Any, argument: tuple[int, str] | None = None) -> str | None:
+    """The name of the caller's variable holding ``value``, if it can be known exactly.
+
+    With ``argument`` (position, keyword) the caller's call expression is read (via the
+    ``executing`` package, present wherever IPython is) so ``commit(clf)`` gives ``"clf"``
+    even when other variables hold the same object; otherwise the caller's scope is searched
+    and the name is used only when exactly one variable holds ``value``.
+    """
     frame = _user_frame()
     if frame is None:
         return None
     try:
-        for scope in (frame.f_locals, frame.f_globals):
-            for key, bound in list(scope.items()):
-                if bound is value and not key.startswith("_") and key not in ("In", "Out"):
-                    return key
+        spoken = _spoken_argument(frame, argument) if argument else None
+        if spoken is not None:
+            return spoken
+        names = {key for scope in (frame.f_locals, frame.f_globals)
+                 for key, bound in list(scope.items())
+                 if bound is value and not key.startswith("_") and key not in ("In", "Out")}
     finally:
         del frame
-    return None
+    return names.pop() if len(names) == 1 else None
+
+
+def _spoken_argument(frame: Any, argument: tuple[int, str]) -> str | None:
+    import ast  # noqa: PLC0415
+
+    try:
+        import executing  # noqa: PLC0415
+    except ImportError:
+        return None
+    try:
+        node = executing.Source.executing(frame).node
+    except Exception:  # executing cannot always tell (e.g. code without source)
+        return None
+    if not isinstance(node, ast.Call):
+        return None
+    position, keyword = argument
+    expression: ast.expr | None = None
+    if len(node.args) > position and not any(isinstance(a, ast.Starred) for a in node.args):
+        expression = node.args[position]
+    for item in node.keywords:
+        if item.arg == keyword:
+            expression = item.value
+    return expression.id if isinstance(expression, ast.Name) else None
 
 
 def _model_name(model: Any, name: str | None) -> str:
     if name is not None:
         return refs.validate_name(name)
-    guessed = variable_name(model)
+    guessed = variable_name(model, (0, "model"))
     if guessed is None:
         raise InvalidInputError("Cannot tell the model's name from here.",
                                 hint="Pass name='my-model'.")
@@ -351,7 +383,7 @@ def _data_items(data: Any) -> dict[str, Any]:
     if isinstance(data, Mapping):
         items = dict(data)
     else:
-        items = {variable_name(data) or "data": data}
+        items = {variable_name(data, (1, "data")) or "data": data}
     for key, value in items.items():
         if not isinstance(key, str) or not re.fullmatch(DATA_KEY_PATTERN, key, re.ASCII):
             raise InvalidInputError(

@@ -21,6 +21,8 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
         return value if math.isfinite(value) else str(value)
     if depth >= _MAX_DEPTH:
         return _short_repr(value)
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "ndim", None) == 0:  # numpy scalar
         try:
@@ -37,7 +39,8 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
         return [to_jsonable(v, depth + 1) for v in list(items)[:1000]]
     tolist = getattr(value, "tolist", None)
-    if callable(tolist) and getattr(value, "size", 1_000_000) <= 1000:
+    size = getattr(value, "size", None)
+    if callable(tolist) and isinstance(size, int) and size <= 1000:
         return to_jsonable(tolist(), depth + 1)
     return _short_repr(value)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from nbmci.digest import canonical_json, hash_buffers
+from nbmci.digest import canonical_json, hash_buffers, is_digest
 from nbmci.errors import IntegrityError, UnsupportedDataError
 from nbmci.snapshot import chunking, codec, stats
 from nbmci.store.objects import ObjectStore, ObjectWriter
@@ -308,7 +308,20 @@ def _write_ndarray(value: np.ndarray, writer: ObjectWriter, tally: WriteTally, *
 # -- reading ---------------------------------------------------------------------------------
 
 
+_MANIFEST_KEYS = {
+    "dataframe": {"format", "kind", "rows", "cuts", "schema", "columns"},
+    "series": {"format", "kind", "rows", "cuts", "schema", "columns", "series_name"},
+    "ndarray": {"format", "kind", "rows", "cuts", "dtype", "shape", "chunks"},
+}
+_COLUMN_KEYS = {"name", "type", "chunks", "stats", "dictionary"}
+
+
 def read_manifest(store: ObjectStore, digest: str) -> dict[str, Any]:
+    """A dataset manifest, validated strictly: known fields only, every reference a digest.
+
+    Manifests never hold paths, module names or code; anything else is refused before a
+    single referenced object is opened.
+    """
     import json  # noqa: PLC0415
 
     try:
@@ -317,7 +330,34 @@ def read_manifest(store: ObjectStore, digest: str) -> dict[str, Any]:
         raise IntegrityError(f"Dataset manifest {digest} is not valid JSON.") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IntegrityError(f"Object {digest} is not an nbmci dataset manifest.")
+    _validate_manifest(manifest, digest)
     return manifest
+
+
+def _validate_manifest(manifest: dict[str, Any], digest: str) -> None:
+    def refuse(reason: str) -> IntegrityError:
+        return IntegrityError(f"Dataset manifest {digest} is refused: {reason}.",
+                              hint="Nothing was loaded. Run `nbmci fsck`.")
+
+    allowed = _MANIFEST_KEYS.get(manifest.get("kind"))  # type: ignore[arg-type]
+    if allowed is None:
+        raise refuse(f"unknown kind {manifest.get('kind')!r}")
+    unknown = set(manifest) - allowed
+    if unknown:
+        raise refuse(f"unknown fields {sorted(unknown)}")
+    references: list[Any] = []
+    if manifest["kind"] == "ndarray":
+        references = list(manifest.get("chunks") or [])
+    else:
+        for column in manifest.get("columns") or []:
+            if not isinstance(column, dict) or set(column) - _COLUMN_KEYS:
+                raise refuse("a column entry has unknown fields")
+            references += list(column.get("chunks") or [])
+            if column.get("dictionary") is not None:
+                references.append(column["dictionary"])
+    bad = [r for r in references if not is_digest(r)]
+    if bad:
+        raise refuse(f"it references {str(bad[0])[:80]!r}, which is not an object digest")
 
 
 def manifest_objects(manifest: dict[str, Any]) -> list[str]:
