@@ -229,8 +229,15 @@ class Project:
             raise InvalidInputError(f"trust must be True or False, not {trust!r}.")
         version = self.show(ref)
         data = self.store.get(version.model.digest)
-        return load_model(version.model.format, data, version.model.trusted_types, trust=trust,
-                          ref=version.ref)
+        model = load_model(version.model.format, data, version.model.trusted_types, trust=trust,
+                           ref=version.ref)
+        if not version.model.trusted:
+            from nbmci.snapshot.lineage import actor  # noqa: PLC0415
+
+            # the opt-in to run the artifact's code is part of the version's provenance
+            self.registry.add_event("model.trusted", version.name, version.version, actor(),
+                                    {"format": version.model.format})
+        return model
 
     def load_data(self, ref: str | Ref) -> dict[str, Any]:
         """The data committed with ``ref``, as the DataFrames, Series and arrays it was."""

@@ -117,7 +117,7 @@ def log(name: str, as_json: bool, limit: int | None) -> None:
     for column in ("ref", "created", "message", "aliases", "model", "data", "metrics"):
         table.add_column(column, overflow="fold")
     for v in found:
-        data = ", ".join(f"{k} ({d.rows:,} rows)" for k, d in v.data.items())
+        data = ", ".join(f"{k} {d.rows:,}×{len(d.columns)}" for k, d in v.data.items())
         metrics = ", ".join(f"{k}={_fmt(val)}" for k, val in sorted(v.metrics.items()))
         table.add_row(v.ref, _when(v.created_at), _escape(v.message), ", ".join(v.aliases),
                       _short_class(v.model.class_name), _escape(data), _escape(metrics))

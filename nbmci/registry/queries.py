@@ -128,6 +128,16 @@ class Registry:
 
         return session.run_write(self.engine, work)
 
+    def add_event(self, kind: str, model: str | None, version: int | None, actor: str,
+                  payload: dict[str, Any]) -> None:
+        """Append one entry to the event log."""
+
+        def work(conn: Connection) -> None:
+            conn.execute(events.insert().values(at=utcnow(), kind=kind, model=model,
+                                                version=version, actor=actor, payload=payload))
+
+        session.run_write(self.engine, work)
+
     # -- reads -------------------------------------------------------------------------------
 
     def model(self, name: str) -> RowMapping | None:

@@ -84,6 +84,11 @@ class SkopsSerializer:
                 hint="Nothing was loaded. Re-commit the model from a trusted session.",
                 types=types,
             ) from exc
+        except Exception as exc:  # skops refuses malformed or malicious trees with plain errors
+            raise UntrustedModelError(
+                f"The stored model was refused by the skops loader: {exc}",
+                hint="Nothing was loaded. Run `nbmci fsck`; re-commit it from a trusted session.",
+            ) from exc
 
 
 def _types_from(text: str) -> list[str]:

@@ -116,30 +116,55 @@ def _single(column: pa.ChunkedArray) -> pa.Array:
     return pa.concat_arrays(column.chunks)
 
 
-def _key_arrays(table: pa.Table) -> list[np.ndarray]:
-    keys: list[np.ndarray] = []
+def _key_column(table: pa.Table, index: int) -> np.ndarray | None:
+    arr = _single(table.column(index))
+    width = _fixed_width(arr.type)
+    if width == 0 or pa.types.is_dictionary(arr.type):
+        return None
     rows = table.num_rows
+    raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=rows * width,
+                        offset=arr.offset * width)
+    return chunking.key_words(raw, rows)
+
+
+def _key_arrays(table: pa.Table, prefer: list[str]) -> tuple[list[np.ndarray], list[str]]:
+    """The columns whose values place the cuts: the previous version's when still there,
+    so that adding or reordering columns keeps every other column's chunks."""
+    names = table.column_names
+    if prefer and all(n in names for n in prefer):
+        keys = [_key_column(table, names.index(n)) for n in prefer]
+        if all(k is not None for k in keys):
+            return [k for k in keys if k is not None], list(prefer)
+    keys: list[np.ndarray] = []
+    chosen: list[str] = []
     candidates = sorted(
         range(table.num_columns),
         key=lambda i: (not pa.types.is_floating(table.schema.field(i).type), i),
     )
     for i in candidates:
-        arr = _single(table.column(i))
-        width = _fixed_width(arr.type)
-        if width == 0 or pa.types.is_dictionary(arr.type):
+        key = _key_column(table, i)
+        if key is None:
             continue
-        raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=rows * width,
-                            offset=arr.offset * width)
-        key = chunking.key_words(raw, rows)
         if not keys and chunking.is_varied(key):
-            return [key]  # one well-spread column places cuts as well as several
+            return [key], [names[i]]  # one well-spread column places cuts as well as several
         keys.append(key)
+        chosen.append(names[i])
         if len(keys) == _MAX_KEY_COLUMNS:
-            return keys
+            break
     if not keys:  # no fixed-width column: fall back to hashing the first column's values
         values = table.column(0).to_numpy(zero_copy_only=False)
         keys.append(pd.util.hash_array(np.asarray(values, dtype=object)).astype(np.uint64))
-    return keys
+    return keys, chosen
+
+
+def _average(chunk_bytes: int, row_bytes: float, previous: dict[str, Any] | None) -> int:
+    """Rows per chunk; an earlier version's value is kept while it is within 4x of the
+    target, so a dataset's chunking (and so its dedup) survives changes in row width."""
+    target = chunking.average_rows(chunk_bytes, row_bytes)
+    before = ((previous or {}).get("chunking") or {}).get("average")
+    if isinstance(before, int) and before > 0 and target / 4 <= before <= target * 4:
+        return before
+    return target
 
 
 def _validity(arr: pa.Array) -> Any:
@@ -236,14 +261,18 @@ def write_dataset(
 ) -> DatasetSnapshot:
     """Store ``value`` (DataFrame, Series or ndarray) and return its manifest's digest."""
     if isinstance(value, np.ndarray):
-        return _write_ndarray(value, writer, tally, chunk_bytes=chunk_bytes, progress=progress)
+        return _write_ndarray(value, writer, tally, chunk_bytes=chunk_bytes, progress=progress,
+                              previous=previous)
     kind, table, extra = _to_table(value)
     rows = table.num_rows
     nbytes = table.nbytes
     cuts = [rows]  # an empty table still gets one (empty) chunk: it carries dictionaries
+    average = _average(chunk_bytes, nbytes / max(rows, 1), previous)
+    keys: list[str] = []
     if rows and table.num_columns:
-        average = chunking.average_rows(chunk_bytes, nbytes / rows)
-        cuts = chunking.cut_points(chunking.fingerprints(_key_arrays(table), rows), average)
+        prefer = ((previous or {}).get("chunking") or {}).get("keys") or []
+        key_arrays, keys = _key_arrays(table, [str(k) for k in prefer])
+        cuts = chunking.cut_points(chunking.fingerprints(key_arrays, rows), average)
     columns_writer = _ColumnWriter(writer, tally, known_chunk_stats(previous))
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
@@ -254,6 +283,7 @@ def write_dataset(
         "kind": kind,
         "rows": rows,
         "cuts": cuts,
+        "chunking": {"average": average, "keys": keys},
         "schema": base64.b64encode(table.schema.serialize().to_pybytes()).decode(),
         "columns": columns,
         **extra,
@@ -272,7 +302,8 @@ def _describe(value: Any, kind: str) -> list[dict[str, str]]:
 
 
 def _write_ndarray(value: np.ndarray, writer: ObjectWriter, tally: WriteTally, *,
-                   chunk_bytes: int, progress: Progress | None) -> DatasetSnapshot:
+                   chunk_bytes: int, progress: Progress | None,
+                   previous: dict[str, Any] | None) -> DatasetSnapshot:
     if value.dtype.hasobject or value.dtype.fields is not None:
         raise UnsupportedDataError(
             f"Cannot store a numpy array of dtype {value.dtype}: only numeric, boolean, "
@@ -283,11 +314,11 @@ def _write_ndarray(value: np.ndarray, writer: ObjectWriter, tally: WriteTally, *
     rows = shape[0] if shape else 1
     flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
     row_bytes = flat.nbytes // rows if rows else 0
+    average = _average(chunk_bytes, row_bytes, previous)
     cuts = [rows]
     if rows and row_bytes:
         keys = [chunking.key_words(flat, rows)]
-        cuts = chunking.cut_points(chunking.fingerprints(keys, rows),
-                                   chunking.average_rows(chunk_bytes, row_bytes))
+        cuts = chunking.cut_points(chunking.fingerprints(keys, rows), average)
     column_writer = _ColumnWriter(writer, tally, {})
     digests, start = [], 0
     for end in cuts:
@@ -298,6 +329,7 @@ def _write_ndarray(value: np.ndarray, writer: ObjectWriter, tally: WriteTally, *
             progress(piece.nbytes)
         start = end
     manifest = {"format": FORMAT, "kind": "ndarray", "rows": rows, "cuts": cuts,
+                "chunking": {"average": average, "keys": []},
                 "dtype": value.dtype.str, "shape": shape, "chunks": digests}
     digest = column_writer.put([canonical_json(manifest)])
     summary = {"values": stats.ndarray_stats(value)}
@@ -309,9 +341,9 @@ def _write_ndarray(value: np.ndarray, writer: ObjectWriter, tally: WriteTally, *
 
 
 _MANIFEST_KEYS = {
-    "dataframe": {"format", "kind", "rows", "cuts", "schema", "columns"},
-    "series": {"format", "kind", "rows", "cuts", "schema", "columns", "series_name"},
-    "ndarray": {"format", "kind", "rows", "cuts", "dtype", "shape", "chunks"},
+    "dataframe": {"format", "kind", "rows", "cuts", "chunking", "schema", "columns"},
+    "series": {"format", "kind", "rows", "cuts", "chunking", "schema", "columns", "series_name"},
+    "ndarray": {"format", "kind", "rows", "cuts", "chunking", "dtype", "shape", "chunks"},
 }
 _COLUMN_KEYS = {"name", "type", "chunks", "stats", "dictionary"}
 

@@ -256,7 +256,7 @@ class ObjectWriter:
         directory = os.path.dirname(path)
         tmp = f"{directory}/{TMP_PREFIX}{os.path.basename(path)[:16]}-{uuid.uuid4().hex}"
         try:
-            os.makedirs(directory, mode=_DIR_MODE, exist_ok=True)
+            self._ensure_directory(directory)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
         except OSError as exc:
             raise _storage_error(exc, "creating object", tmp) from exc
@@ -277,6 +277,18 @@ class ObjectWriter:
         else:
             self._finish(fd, tmp, path, digest)
         return StoredObject(digest, size, True)
+
+    def _ensure_directory(self, directory: str) -> None:
+        """Create ``directory`` and any missing parents below it, each private (0700)."""
+        if directory in self._dirs or os.path.isdir(directory):
+            return
+        parent = os.path.dirname(directory)
+        if parent != directory and not os.path.isdir(parent):
+            self._ensure_directory(parent)
+        try:
+            os.mkdir(directory, _DIR_MODE)
+        except FileExistsError:
+            pass
 
     def _finish(self, fd: int, tmp: str, path: str, digest: str) -> None:
         try:
