@@ -280,8 +280,11 @@ class Registry:
                 "Backups are built in for SQLite registries only.",
                 hint="Use pg_dump for a PostgreSQL registry.",
             )
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql("VACUUM INTO ?", (destination,))
+        raw = self.engine.raw_connection()  # VACUUM cannot run inside SQLAlchemy's BEGIN
+        try:
+            raw.driver_connection.execute("VACUUM INTO ?", (destination,))  # type: ignore[union-attr]
+        finally:
+            raw.close()
 
 
 def _get_or_create_model(conn: Connection, name: str, now: dt.datetime) -> int:
