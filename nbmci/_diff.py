@@ -48,7 +48,7 @@ def _data_diff(key: str, a: Version, b: Version) -> DataDiff:
     columns = _compare({c["name"]: c["dtype"] for c in da.columns},
                        {c["name"]: c["dtype"] for c in db.columns})
     stats = {}
-    for column in sorted(set(da.stats) | set(db.stats)):
+    for column in dict.fromkeys([*db.stats, *da.stats]):  # the data's own column order
         sa = {k: v for k, v in da.stats.get(column, {}).items() if k in _STATS}
         sb = {k: v for k, v in db.stats.get(column, {}).items() if k in _STATS}
         stats[column] = _compare(sa, sb)

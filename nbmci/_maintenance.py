@@ -127,11 +127,11 @@ def _write_atomic(directory: Path, name: str, data: bytes) -> None:
 
 
 def _write_data(target: Path, key: str, value: Any) -> str:
-    import numpy as np  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
+    import numpy as np
+    import pandas as pd
 
     if isinstance(value, np.ndarray):
-        if value.ndim in (1, 2) and not value.dtype.kind in "SUV":
+        if value.ndim in (1, 2) and value.dtype.kind not in "SUV":
             frame = pd.DataFrame(value if value.ndim == 2 else value.reshape(-1, 1))
             frame.columns = [str(c) for c in frame.columns]
             value = frame

@@ -10,7 +10,6 @@ Example::
 
 from __future__ import annotations
 
-import datetime as dt
 import inspect
 import logging
 import os
@@ -95,7 +94,7 @@ class Project:
         format: str | None = None,
     ) -> Version:
         """Snapshot ``model`` and its training ``data`` as the next version of ``name``."""
-        from nbmci import snapshot  # noqa: PLC0415  (pandas/pyarrow load on first commit)
+        from nbmci import snapshot
 
         started = time.perf_counter()
         name = _model_name(model, name)
@@ -155,7 +154,7 @@ class Project:
 
     def _previous_manifests(self, name: str, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The latest version's dataset manifests, so unchanged chunks reuse their stats."""
-        from nbmci.snapshot.tables import read_manifest  # noqa: PLC0415
+        from nbmci.snapshot.tables import read_manifest
 
         if not keys or self.registry.model(name) is None:
             return {}
@@ -223,7 +222,7 @@ class Project:
 
     def load(self, ref: str | Ref, *, trust: bool = False) -> Any:
         """The model object of ``ref``; pickled models need ``trust=True``."""
-        from nbmci.snapshot.serializers import load_model  # noqa: PLC0415
+        from nbmci.snapshot.serializers import load_model
 
         if not isinstance(trust, bool):
             raise InvalidInputError(f"trust must be True or False, not {trust!r}.")
@@ -232,7 +231,7 @@ class Project:
         model = load_model(version.model.format, data, version.model.trusted_types, trust=trust,
                            ref=version.ref)
         if not version.model.trusted:
-            from nbmci.snapshot.lineage import actor  # noqa: PLC0415
+            from nbmci.snapshot.lineage import actor
 
             # the opt-in to run the artifact's code is part of the version's provenance
             self.registry.add_event("model.trusted", version.name, version.version, actor(),
@@ -241,14 +240,14 @@ class Project:
 
     def load_data(self, ref: str | Ref) -> dict[str, Any]:
         """The data committed with ``ref``, as the DataFrames, Series and arrays it was."""
-        from nbmci.snapshot.tables import read_dataset  # noqa: PLC0415
+        from nbmci.snapshot.tables import read_dataset
 
         version = self.show(ref)
         return {key: read_dataset(self.store, info.digest) for key, info in version.data.items()}
 
     def diff(self, a: str | Ref, b: str | Ref) -> Diff:
         """What changed from ``a`` to ``b``: model, params, metrics, signature and data."""
-        from nbmci._diff import diff_versions  # noqa: PLC0415
+        from nbmci._diff import diff_versions
 
         return diff_versions(self.show(a), self.show(b))
 
@@ -256,25 +255,25 @@ class Project:
         """Point ``alias`` at ``ref``; returns the version it pointed at before."""
         refs.validate_alias(alias)
         name, number = self.resolve(ref)
-        from nbmci.snapshot.lineage import actor  # noqa: PLC0415
+        from nbmci.snapshot.lineage import actor
 
         return self.registry.set_alias(name, alias, number, actor())
 
     def checkout(self, ref: str | Ref, out: str | os.PathLike[str]) -> Checkout:
         """Write the model file, the data as Parquet and version.json into ``out``."""
-        from nbmci._maintenance import checkout  # noqa: PLC0415
+        from nbmci._maintenance import checkout
 
         return checkout(self, ref, Path(out))
 
     def fsck(self) -> FsckReport:
         """Re-hash every object and check every reference; see ``FsckReport.problems``."""
-        from nbmci._maintenance import fsck  # noqa: PLC0415
+        from nbmci._maintenance import fsck
 
         return fsck(self)
 
     def gc(self, grace: float | None = None, *, dry_run: bool = False) -> GcReport:
         """Delete objects no version needs that are older than ``grace`` seconds."""
-        from nbmci._maintenance import gc  # noqa: PLC0415
+        from nbmci._maintenance import gc
 
         return gc(self, self.settings.gc_grace if grace is None else grace, dry_run=dry_run)
 
@@ -283,7 +282,7 @@ class Project:
 
 
 def _with(version: Version, **changes: Any) -> Version:
-    from dataclasses import replace  # noqa: PLC0415
+    from dataclasses import replace
 
     return replace(version, **changes)
 
@@ -344,10 +343,10 @@ def variable_name(value: Any, argument: tuple[int, str] | None = None) -> str | 
 
 
 def _spoken_argument(frame: Any, argument: tuple[int, str]) -> str | None:
-    import ast  # noqa: PLC0415
+    import ast
 
     try:
-        import executing  # noqa: PLC0415
+        import executing
     except ImportError:
         return None
     try:
@@ -383,7 +382,7 @@ def _model_name(model: Any, name: str | None) -> str:
 
 
 def _data_items(data: Any) -> dict[str, Any]:
-    import re  # noqa: PLC0415
+    import re
 
     if data is None:
         return {}
@@ -411,7 +410,7 @@ def _is_data(value: Any) -> bool:
 
 
 def _mapping(what: str, value: Any) -> dict[str, Any]:
-    from nbmci.snapshot.jsonable import to_jsonable  # noqa: PLC0415
+    from nbmci.snapshot.jsonable import to_jsonable
 
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"{what} must be a dict, not {type(value).__name__}.")
@@ -424,8 +423,8 @@ def _mapping(what: str, value: Any) -> dict[str, Any]:
 
 
 def _metrics(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
-    import math  # noqa: PLC0415
-    import numbers  # noqa: PLC0415
+    import math
+    import numbers
 
     if metrics is None:
         return {}
@@ -540,7 +539,7 @@ def gc(grace: float | None = None, *, dry_run: bool = False) -> GcReport:
 
 def init(path: str | os.PathLike[str] | None = None) -> Project:
     """Create ``.nbmci/`` (registry and store) in ``path`` (default: the working directory)."""
-    from nbmci.config import STATE_DIR  # noqa: PLC0415
+    from nbmci.config import STATE_DIR
 
     root = Path(path or os.getcwd()).resolve()
     if not root.is_dir():

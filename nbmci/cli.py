@@ -22,13 +22,13 @@ EXIT_INTERNAL = 70
 
 
 def _console(stderr: bool = False) -> Any:
-    from rich.console import Console  # noqa: PLC0415  (rich is only needed to print)
+    from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
 def _api() -> Any:
-    from nbmci import api  # noqa: PLC0415
+    from nbmci import api
 
     return api
 
@@ -55,7 +55,7 @@ def _short_class(name: str) -> str:
 
 
 def _escape(text: Any) -> str:
-    from rich.markup import escape  # noqa: PLC0415
+    from rich.markup import escape
 
     return escape(str(text))
 
@@ -85,7 +85,7 @@ def models(as_json: bool) -> None:
     if as_json:
         _print_json([m.to_dict() for m in found])
         return
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     table = Table(title="Models", title_justify="left")
     for column in ("name", "versions", "latest", "aliases", "updated"):
@@ -111,7 +111,7 @@ def log(name: str, as_json: bool, limit: int | None) -> None:
     if as_json:
         _print_json([v.to_dict() for v in found])
         return
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     table = Table(title=f"Versions of {name}", title_justify="left")
     for column in ("ref", "created", "message", "aliases", "model", "data", "metrics"):
@@ -139,7 +139,7 @@ def show(ref: str, as_json: bool) -> None:
     if as_json:
         _print_json(v.to_dict(full=True))
         return
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     console = _console()
     facts = Table.grid(padding=(0, 2))
@@ -192,7 +192,7 @@ def diff(a: str, b: str, as_json: bool) -> None:
     if as_json:
         _print_json(result.to_dict())
         return
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     console = _console()
     styles = {"added": "green", "removed": "red", "changed": "yellow", "same": "dim"}
@@ -226,10 +226,44 @@ def diff(a: str, b: str, as_json: bool) -> None:
         console.print(f"[bold]data {_escape(d.key)}[/bold]: [{style}]{d.status}[/{style}], "
                       f"rows {rows}")
         section(f"{d.key} columns", d.columns, only_changed=True)
-        for column, changes in d.stats.items():
-            section(f"{d.key}.{column}", changes, only_changed=True)
+        _print_stats_table(console, d)
     if not result.changed:
         console.print("[dim]No differences.[/dim]")
+
+
+_STAT_COLUMNS = ("count", "nulls", "mean", "std", "min", "max")
+_MAX_STAT_ROWS = 25
+
+
+def _print_stats_table(console: Any, data_diff: Any) -> None:
+    """One row per column whose statistics changed, each cell ``a → b`` when it moved."""
+    from rich.table import Table
+
+    changed = {c: ch for c, ch in data_diff.stats.items() if any(x.status != "same" for x in ch)}
+    if not changed:
+        return
+    table = Table(title=f"{data_diff.key} statistics that changed", title_justify="left")
+    table.add_column("column", overflow="fold")
+    for stat in _STAT_COLUMNS:
+        table.add_column(stat)
+    for column, changes in list(changed.items())[:_MAX_STAT_ROWS]:
+        by_stat = {c.key: c for c in changes}
+        cells = []
+        for stat in _STAT_COLUMNS:
+            c = by_stat.get(stat)
+            if c is None:
+                cells.append("")
+            elif c.status == "same":
+                cells.append(f"[dim]{_escape(_fmt(c.a))}[/dim]")
+            else:
+                a = "-" if c.a is None else _fmt(c.a)
+                b = "-" if c.b is None else _fmt(c.b)
+                cells.append(f"[yellow]{_escape(a)} → {_escape(b)}[/yellow]")
+        table.add_row(_escape(column), *cells)
+    console.print(table)
+    if len(changed) > _MAX_STAT_ROWS:
+        console.print(f"[dim]… and {len(changed) - _MAX_STAT_ROWS} more columns; "
+                      "see --json[/dim]")
 
 
 @app.command()
@@ -290,6 +324,18 @@ def gc(grace: str | None, dry_run: bool, as_json: bool) -> None:
     click.echo(f"{verb} {report.deleted_objects} objects ({_size(report.deleted_bytes)}) and "
                f"{report.deleted_temporary} temporary files; kept {report.kept_young} "
                "recent unreferenced objects.")
+
+
+@app.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+              help="Where to create the demo project (default: a new temporary directory).")
+def demo(directory: str | None) -> None:
+    """Run the whole journey on scikit-learn's bundled data in a fresh project."""
+    from pathlib import Path
+
+    from nbmci.demo import run_demo
+
+    run_demo(Path(directory) if directory else None, _console())
 
 
 def _fail(message: str, code: int) -> None:

@@ -23,7 +23,15 @@ walking ``type(exc).__mro__``, so a new leaf needs no face change::
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """Hide credentials in a URL before it goes into a message or a log line."""
+    return _USERINFO.sub(r"\g<scheme>***@", url)
 
 
 class NbmciError(Exception):

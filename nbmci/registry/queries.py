@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from nbmci.errors import InvalidInputError
+from nbmci.errors import redact_url as redact
 from nbmci.registry import session
 from nbmci.registry.schema import aliases, datasets, events, models, version_objects, versions
-from nbmci.store.backends import redact
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from nbmci.errors import ConflictError, InvalidInputError, StorageError, UnavailableError
-from nbmci.store.backends import redact
+from nbmci.errors import redact_url as redact
 
 logger = logging.getLogger(__name__)
 
@@ -180,8 +180,8 @@ def ensure_schema(engine: Engine) -> None:
     with _migration_lock(engine):
         if current_revision(engine) == HEAD_REVISION:
             return
-        from alembic import command  # noqa: PLC0415
-        from alembic.config import Config  # noqa: PLC0415
+        from alembic import command
+        from alembic.config import Config
 
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))

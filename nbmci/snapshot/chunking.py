@@ -51,7 +51,7 @@ def average_rows(chunk_bytes: int, row_bytes: float) -> int:
     """Target rows per chunk, a power of two, so that small edits (which barely change the
     bytes per row) keep the same chunking parameters and hence the same cuts."""
     target = max(1.0, chunk_bytes / max(row_bytes, 1e-9))
-    return 1 << max(0, int(round(np.log2(target))))
+    return 1 << max(0, round(np.log2(target)))
 
 
 def cut_points(prints: np.ndarray, average: int) -> list[int]:
@@ -68,7 +68,7 @@ def cut_points(prints: np.ndarray, average: int) -> list[int]:
     window = sums[WINDOW - 1 :].copy()
     window[1:] -= sums[: rows - WINDOW]
     window *= _K1
-    bits = max(1, int(round(np.log2(max(2, average - minimum)))))
+    bits = max(1, round(np.log2(max(2, average - minimum))))
     # a candidate cut after row i (exclusive end i + 1): the top bits of the mixed window are 0
     candidates = np.flatnonzero(window < np.uint64(1 << (64 - bits))) + WINDOW
     cuts: list[int] = []

@@ -42,7 +42,7 @@ def encode(header: dict[str, Any], buffers: list[Any]) -> list[Any]:
 
 def decode(data: Any, digest: str) -> tuple[dict[str, Any], list[Any]]:
     """Split a chunk object into its header and zero-copy slices of ``data`` (a pa.Buffer)."""
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
     head = buf.slice(0, len(MAGIC) + 4).to_pybytes()

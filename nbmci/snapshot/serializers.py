@@ -56,20 +56,20 @@ class SkopsSerializer:
     def can_handle(self, obj: Any) -> bool:
         if "sklearn" not in sys.modules:  # nothing from sklearn can exist without it
             return False
-        from sklearn.base import BaseEstimator  # noqa: PLC0415
+        from sklearn.base import BaseEstimator
 
         return isinstance(obj, BaseEstimator)
 
     def dump(self, obj: Any) -> Dumped:
-        import skops.io as sio  # noqa: PLC0415
+        import skops.io as sio
 
         data = sio.dumps(obj)
         # The committer's own object: its types are approved now, and only these at load.
         return Dumped(data, sorted(sio.get_untrusted_types(data=data)))
 
     def load(self, data: bytes, trusted_types: list[str]) -> Any:
-        import skops.io as sio  # noqa: PLC0415
-        from skops.io.exceptions import UntrustedTypesFoundException  # noqa: PLC0415
+        import skops.io as sio
+        from skops.io.exceptions import UntrustedTypesFoundException
 
         if not data.startswith(b"PK"):
             raise IntegrityError("The stored model is not a skops file (no zip header).",
@@ -92,7 +92,7 @@ class SkopsSerializer:
 
 
 def _types_from(text: str) -> list[str]:
-    import re  # noqa: PLC0415
+    import re
 
     return re.findall(r"'([\w.]+)'", text)
 
@@ -108,14 +108,14 @@ class JoblibSerializer:
         return True
 
     def dump(self, obj: Any) -> Dumped:
-        import joblib  # noqa: PLC0415
+        import joblib
 
         buffer = io.BytesIO()
         joblib.dump(obj, buffer)
         return Dumped(buffer.getvalue(), [])
 
     def load(self, data: bytes, trusted_types: list[str]) -> Any:
-        import joblib  # noqa: PLC0415
+        import joblib
 
         return joblib.load(io.BytesIO(data))
 

@@ -289,10 +289,18 @@ def write_dataset(
         **extra,
     }
     digest = columns_writer.put([canonical_json(manifest)])
-    summary = {c["name"]: stats.combine(c["type"], c["stats"]) for c in columns}
+    summary = {_display_name(c["name"]): stats.combine(c["type"], c["stats"]) for c in columns}
     if kind == "series":
         summary[str(extra["series_name"])] = summary.pop("__series__")
     return DatasetSnapshot(digest, kind, rows, nbytes, _describe(value, kind), summary, manifest)
+
+
+def _display_name(column: str) -> str:
+    """Arrow's name for an unnamed pandas index level, as people would say it."""
+    if column.startswith("__index_level_") and column.endswith("__"):
+        level = column[len("__index_level_"):-2]
+        return "(index)" if level == "0" else f"(index {level})"
+    return column
 
 
 def _describe(value: Any, kind: str) -> list[dict[str, str]]:
@@ -354,7 +362,7 @@ def read_manifest(store: ObjectStore, digest: str) -> dict[str, Any]:
     Manifests never hold paths, module names or code; anything else is refused before a
     single referenced object is opened.
     """
-    import json  # noqa: PLC0415
+    import json
 
     try:
         manifest = json.loads(store.get(digest))

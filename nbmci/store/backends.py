@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import re
+from nbmci.errors import redact_url as redact
+
+__all__ = ["INSTALL_HINTS", "redact"]
 
 INSTALL_HINTS = {
     "s3": "pip install 'nbmci[s3]'",
@@ -12,10 +14,3 @@ INSTALL_HINTS = {
     "az": "pip install adlfs",
     "abfs": "pip install adlfs",
 }
-
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
-
-
-def redact(url: str) -> str:
-    """Hide credentials in a URL before it goes into a message or a log line."""
-    return _USERINFO.sub(r"\g<scheme>***@", url)

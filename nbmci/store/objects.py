@@ -76,7 +76,7 @@ class ObjectStore:
     """
 
     def __init__(self, url: str, *, durable: bool = True) -> None:
-        import fsspec  # noqa: PLC0415  (keeps `import nbmci` light)
+        import fsspec
 
         self.url = url
         self.durable = durable
@@ -91,7 +91,7 @@ class ObjectStore:
                     hint=f"Run `{hint}`." if hint else str(exc),
                 ) from exc
             raise InvalidInputError(f"Cannot open store URL {redact(url)}: {exc}") from exc
-        from fsspec.implementations.local import LocalFileSystem  # noqa: PLC0415
+        from fsspec.implementations.local import LocalFileSystem
 
         self.is_local = isinstance(self.fs, LocalFileSystem)
         self.root = root.rstrip("/") if not self.is_local else os.path.abspath(root)

@@ -54,7 +54,7 @@ def test_log_json_has_the_documented_fields(committed: Project,
     assert newest["message"] == "smaller C" and newest["version"] == 2
     x_train = newest["data"]["X_train"]
     assert x_train["rows"] == 150 and x_train["digest"].startswith("blake3:")
-    assert [c["name"] for c in x_train["columns"]][0] == "sepal length (cm)"
+    assert next(c["name"] for c in x_train["columns"]) == "sepal length (cm)"
     assert newest["model"]["class"].endswith("LogisticRegression")
     assert newest["model"]["format"] == "skops" and newest["model"]["digest"].startswith("blake3:")
 
@@ -109,7 +109,7 @@ def test_checkout_fsck_gc(committed: Project, capsys: pytest.CaptureFixture[str]
 def test_errors_are_one_line_with_exit_codes(committed: Project,
                                              capsys: pytest.CaptureFixture[str],
                                              args: list[str], code: int, text: str) -> None:
-    got, out, err = run(capsys, *args)
+    got, _out, err = run(capsys, *args)
     assert got == code
     assert text in err
     assert err.strip().count("\n") == 0 and "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from pathlib import Path
@@ -195,7 +196,7 @@ def test_git_state_is_recorded(make_project: Any, fitted: Any) -> None:
 
 def test_module_api_infers_names_from_variables(in_project: Project, fitted: Any,
                                                 iris: Any) -> None:
-    X_train, y_train = iris
+    X_train, _y_train = iris
     clf = fitted
     version = nbmci.commit(clf, data=X_train, message="m")
     assert version.ref == "clf@1"
@@ -305,7 +306,7 @@ def test_progress_reports_bytes(project: Project, fitted: Any) -> None:
     frame = pd.DataFrame({"a": np.arange(100_000.0)})
     project.commit(fitted, {"X": frame}, name="clf", progress=lambda d, t: seen.append((d, t)))
     assert seen and seen[-1][0] == seen[-1][1] > 800_000
-    assert all(b[0] >= a[0] for a, b in zip(seen, seen[1:], strict=False))
+    assert all(b[0] >= a[0] for a, b in itertools.pairwise(seen))
 
 
 def test_import_nbmci_is_cheap() -> None:
