@@ -156,9 +156,10 @@ class Project:
         """The latest version's dataset manifests, so unchanged chunks reuse their stats."""
         from nbmci.snapshot.tables import read_manifest
 
-        if not keys or self.registry.model(name) is None:
+        latest = self.registry.latest_number(name) if keys else None
+        if latest is None:
             return {}
-        rows = self.registry.versions(name)[:1]
+        rows = self.registry.versions(name, [latest])
         found = {}
         for d in rows[0]["datasets"] if rows else []:
             if d["key"] in keys:
