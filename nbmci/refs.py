@@ -16,6 +16,10 @@ LATEST = "latest"
 MAX_REF_LENGTH = 200
 
 
+def is_valid_name(name: object) -> bool:
+    return isinstance(name, str) and _NAME_RE.fullmatch(name) is not None
+
+
 def validate_name(name: object, what: str = "model") -> str:
     """Return ``name`` if it is a valid model (or alias, data key) name, else raise.
 

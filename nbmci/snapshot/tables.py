@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from nbmci.digest import canonical_json, hash_buffers, is_digest
 from nbmci.errors import IntegrityError, UnsupportedDataError
-from nbmci.snapshot import chunking, codec, stats
+from nbmci.snapshot import arrays, chunking, codec, stats
 from nbmci.store.objects import ObjectStore, ObjectWriter
 
 logger = logging.getLogger(__name__)
@@ -100,14 +100,6 @@ def _to_table(value: Any) -> tuple[str, pa.Table, dict[str, Any]]:
     return kind, table, extra
 
 
-def _fixed_width(type_: pa.DataType) -> int:
-    try:
-        bits = type_.bit_width
-    except ValueError:
-        return 0
-    return bits // 8 if bits % 8 == 0 else 0
-
-
 def _single(column: pa.ChunkedArray) -> pa.Array:
     if column.num_chunks == 1:
         return column.chunk(0)
@@ -118,7 +110,7 @@ def _single(column: pa.ChunkedArray) -> pa.Array:
 
 def _key_column(table: pa.Table, index: int) -> np.ndarray | None:
     arr = _single(table.column(index))
-    width = _fixed_width(arr.type)
+    width = arrays.fixed_width(arr.type)
     if width == 0 or pa.types.is_dictionary(arr.type):
         return None
     rows = table.num_rows
@@ -167,38 +159,6 @@ def _average(chunk_bytes: int, row_bytes: float, previous: dict[str, Any] | None
     return target
 
 
-def _validity(arr: pa.Array) -> Any:
-    if arr.null_count == 0:
-        return None
-    return np.packbits(arr.is_valid().to_numpy(zero_copy_only=False), bitorder="little")
-
-
-def _encode_array(arr: pa.Array) -> tuple[dict[str, Any], list[Any]]:
-    type_ = arr.type
-    n = len(arr)
-    if pa.types.is_dictionary(type_):
-        header, buffers = _encode_array(arr.indices)
-        return {**header, "layout": "dict"}, buffers
-    width = _fixed_width(type_)
-    if width and type_.num_fields == 0:
-        data = arr.buffers()[1].slice(arr.offset * width, n * width)
-        return {"layout": "fixed", "n": n, "nulls": arr.null_count}, [_validity(arr), data]
-    if type_ in (pa.string(), pa.binary(), pa.large_string(), pa.large_binary()):
-        large = type_ in (pa.large_string(), pa.large_binary())
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if large else np.int32,
-                                count=n + 1, offset=arr.offset * (8 if large else 4))
-        base, end = int(offsets[0]), int(offsets[-1])
-        values = arr.buffers()[2]
-        data = values.slice(base, end - base) if values is not None else None
-        return ({"layout": "binary", "n": n, "nulls": arr.null_count},
-                [_validity(arr), offsets - offsets[0], data])
-    sink = pa.BufferOutputStream()
-    batch = pa.record_batch([arr], names=["c"])
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return {"layout": "ipc", "n": n, "nulls": arr.null_count}, [sink.getvalue()]
-
-
 class _ColumnWriter:
     def __init__(self, writer: ObjectWriter, tally: WriteTally,
                  known_stats: dict[tuple[str, str], dict[str, Any]]) -> None:
@@ -218,7 +178,7 @@ class _ColumnWriter:
         start = 0
         for end in cuts:
             piece = arr.slice(start, end - start)
-            header, buffers = _encode_array(piece)
+            header, buffers = arrays.encode_array(piece)
             digest = self.put(codec.encode(header, buffers))
             digests.append(digest)
             known = self.known_stats.get((type_name, digest))
@@ -229,16 +189,8 @@ class _ColumnWriter:
         column: dict[str, Any] = {"type": type_name, "chunks": digests, "stats": chunk_stats,
                                   "dictionary": None}
         if pa.types.is_dictionary(arr.type):
-            column["dictionary"] = self.put(_ipc_bytes(arr.dictionary))
+            column["dictionary"] = self.put(arrays.ipc_bytes(arr.dictionary))
         return column
-
-
-def _ipc_bytes(arr: pa.Array) -> list[Any]:
-    sink = pa.BufferOutputStream()
-    batch = pa.record_batch([arr], names=["c"])
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return [sink.getvalue()]
 
 
 def known_chunk_stats(manifest: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
@@ -420,28 +372,6 @@ def _fetch_all(store: ObjectStore, digests: list[str]) -> dict[str, bytes]:
         return dict(zip(unique, pool.map(store.get, unique), strict=True))
 
 
-def _decode_array(type_: pa.DataType, header: dict[str, Any], buffers: list[Any],
-                  dictionary: pa.Array | None, digest: str) -> pa.Array:
-    layout, n, nulls = header.get("layout"), header.get("n"), header.get("nulls", 0)
-    try:
-        if layout == "dict":
-            assert dictionary is not None
-            indices = pa.Array.from_buffers(type_.index_type, n, buffers[:2], null_count=nulls)
-            return pa.DictionaryArray.from_arrays(indices, dictionary, ordered=type_.ordered)
-        if layout == "fixed":
-            return pa.Array.from_buffers(type_, n, buffers[:2], null_count=nulls)
-        if layout == "binary":
-            validity, offsets, data = buffers
-            if data is None:
-                data = pa.py_buffer(b"")
-            return pa.Array.from_buffers(type_, n, [validity, offsets, data], null_count=nulls)
-        if layout == "ipc":
-            return pa.ipc.open_stream(buffers[0]).read_all().column(0).combine_chunks()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, IndexError, AssertionError) as exc:
-        raise IntegrityError(f"Data chunk {digest} does not match its column type.") from exc
-    raise IntegrityError(f"Data chunk {digest} has an unknown layout {layout!r}.")
-
-
 def read_dataset(store: ObjectStore, digest: str) -> Any:
     """Load a dataset back as the DataFrame, Series or ndarray that was committed."""
     manifest = read_manifest(store, digest)
@@ -449,7 +379,7 @@ def read_dataset(store: ObjectStore, digest: str) -> Any:
     if manifest["kind"] == "ndarray":
         return _read_ndarray(manifest, blobs)
     schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(manifest["schema"])))
-    arrays = []
+    columns = []
     for field_, column in zip(schema, manifest["columns"], strict=True):
         dictionary = None
         if column.get("dictionary"):
@@ -458,9 +388,10 @@ def read_dataset(store: ObjectStore, digest: str) -> Any:
         pieces = []
         for chunk_digest in column["chunks"]:
             header, buffers = codec.decode(blobs[chunk_digest], chunk_digest)
-            pieces.append(_decode_array(field_.type, header, buffers, dictionary, chunk_digest))
-        arrays.append(pa.chunked_array(pieces, type=field_.type))
-    table = pa.Table.from_arrays(arrays, schema=schema)
+            pieces.append(arrays.decode_array(field_.type, header, buffers, dictionary,
+                                              chunk_digest))
+        columns.append(pa.chunked_array(pieces, type=field_.type))
+    table = pa.Table.from_arrays(columns, schema=schema)
     frame = table.to_pandas()
     if manifest["kind"] == "series":
         series = frame.iloc[:, 0]
