@@ -39,10 +39,34 @@ def fsck(project: Project) -> FsckReport:
     for digest in sorted(set(needed) - set(present)):
         problems.append(Problem("missing", digest, "referenced but not in the store",
                                 sorted(needed[digest])))
+    damaged = {p.subject for p in problems}
+    problems += _incomplete_versions(project, needed, damaged)
     temporary = sum(1 for _ in store.iter_temporary())
     return FsckReport(objects=len(present), referenced=len(needed),
                       unreferenced=len(set(present) - set(needed)), temporary=temporary,
                       problems=problems)
+
+
+def _incomplete_versions(project: Project, needed: dict[str, list[str]],
+                         damaged: set[str]) -> list[Problem]:
+    """Versions whose model, manifests or chunks are not all recorded as theirs."""
+    from nbmci.snapshot.tables import manifest_objects, read_manifest
+
+    owned: dict[str, set[str]] = {}
+    for digest, refs in needed.items():
+        for ref in refs:
+            owned.setdefault(ref, set()).add(digest)
+    problems = []
+    for ref, model_digest, dataset_digests in project.registry.version_roots():
+        mine = owned.get(ref, set())
+        expected = {model_digest, *dataset_digests}
+        for digest in dataset_digests:
+            if digest in damaged or digest not in mine:
+                continue
+            expected.update(manifest_objects(read_manifest(project.store, digest)))
+        for digest in sorted(expected - mine):
+            problems.append(Problem("incomplete", ref, f"does not record {digest}", [ref]))
+    return problems
 
 
 def gc(project: Project, grace: float, *, dry_run: bool) -> GcReport:

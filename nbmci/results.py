@@ -171,7 +171,7 @@ class Diff:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # corrupt | missing | registry | alias
+    kind: str  # corrupt | missing | incomplete | registry | alias
     subject: str  # digest, ref or check name
     detail: str
     refs: list[str] = field(default_factory=list)

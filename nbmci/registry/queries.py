@@ -246,6 +246,24 @@ class Registry:
                 out.setdefault(digest, []).append(f"{name}@{number}")
         return out
 
+    def version_roots(self) -> list[tuple[str, str, list[str]]]:
+        """(ref, model digest, dataset manifest digests) of every version."""
+        query = (
+            sa.select(models.c.name, versions.c.number, versions.c.model_digest, datasets.c.digest)
+            .select_from(
+                versions.join(models, models.c.id == versions.c.model_id)
+                .outerjoin(datasets, datasets.c.version_id == versions.c.id)
+            )
+            .order_by(models.c.name, versions.c.number)
+        )
+        roots: dict[str, tuple[str, list[str]]] = {}
+        with session.read(self.engine) as conn:
+            for name, number, model_digest, dataset_digest in conn.execute(query):
+                entry = roots.setdefault(f"{name}@{number}", (model_digest, []))
+                if dataset_digest is not None:
+                    entry[1].append(dataset_digest)
+        return [(ref, model, data) for ref, (model, data) in roots.items()]
+
     def events(self, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = sa.select(events).order_by(events.c.id.desc()).limit(limit)
         if model is not None:

@@ -314,3 +314,18 @@ def test_store_paths_are_built_only_from_digests(project: Project) -> None:
     for bad in ["../x", "blake3:../../etc", "blake3:" + "g" * 64, "sha1:" + "a" * 40]:
         with pytest.raises(InvalidInputError):
             project.store.path(bad)
+
+
+def test_fsck_finds_versions_that_do_not_record_their_objects(project: Project,
+                                                              fitted: Any) -> None:
+    import sqlalchemy as sa
+
+    from nbmci.registry.schema import version_objects
+
+    version = project.commit(fitted, {"X": np.arange(20.0)}, name="m")
+    assert project.fsck().ok
+    with project.registry.engine.begin() as conn:
+        conn.execute(sa.delete(version_objects).where(
+            version_objects.c.digest == version.model.digest))
+    report = project.fsck()
+    assert [(p.kind, p.subject) for p in report.problems] == [("incomplete", "m@1")]
