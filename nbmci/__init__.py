@@ -22,10 +22,13 @@ if TYPE_CHECKING:
         load_data,
         models,
         project,
+        publish,
+        rollback,
         show,
         versions,
     )
     from nbmci.errors import NbmciError
+    from nbmci.recording import record
     from nbmci.results import Diff, ModelSummary, Version
 
 __all__ = [
@@ -44,6 +47,9 @@ __all__ = [
     "load_data",
     "models",
     "project",
+    "publish",
+    "record",
+    "rollback",
     "show",
     "versions",
 ]
@@ -51,6 +57,7 @@ __version__ = "0.1.0"
 
 _HOMES = {
     "NbmciError": "nbmci.errors",
+    "record": "nbmci.recording",
     "Diff": "nbmci.results",
     "ModelSummary": "nbmci.results",
     "Version": "nbmci.results",

@@ -22,6 +22,7 @@ from typing import Any
 from nbmci import _inputs, refs
 from nbmci.config import Settings, load_settings
 from nbmci.errors import (
+    ConflictError,
     InvalidInputError,
     ModelNotFoundError,
     NbmciError,
@@ -32,18 +33,22 @@ from nbmci.registry import Registry
 from nbmci.registry.queries import as_utc
 from nbmci.results import (
     Checkout,
+    CIStatus,
     DataInfo,
     Diff,
     FsckReport,
     GcReport,
     ModelArtifact,
     ModelSummary,
+    Publication,
     Stored,
     Version,
 )
 from nbmci.store import ObjectStore, open_store
 
 logger = logging.getLogger(__name__)
+
+PRODUCTION = "production"
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -256,6 +261,40 @@ class Project:
 
         return self.registry.set_alias(name, alias, number, actor())
 
+    def publish(self, ref: str | Ref, *, force: bool = False) -> Publication:
+        """Point ``production`` at ``ref``; refused unless ``ref`` passed CI.
+
+        ``force=True`` overrides a missing or failed CI result and records the override in
+        the event log.
+        """
+        from nbmci.snapshot.lineage import actor
+
+        version = self.show(ref)
+        status = version.ci.status if version.ci else "not run"
+        if status != "passed" and force is not True:
+            raise ConflictError(
+                f"{version.ref} has not passed CI (CI: {status}); production was not moved.",
+                hint=f"Run `nbmci ci {version.ref}`, or override with "
+                     f"`nbmci publish {version.ref} --force` (the override is recorded).")
+        forced = status != "passed"
+        previous = self.registry.set_alias(version.name, PRODUCTION, version.version, actor(),
+                                           {"forced": forced, "ci": status})
+        return Publication(version.name, PRODUCTION, previous, version.version, forced)
+
+    def rollback(self, name: str) -> Publication:
+        """Move ``production`` of ``name`` back to the version it pointed at before."""
+        from nbmci.snapshot.lineage import actor
+
+        refs.validate_name(name)
+        if self.registry.model(name) is None:
+            raise ModelNotFoundError(name, self.registry.model_names())
+        moved = self.registry.roll_back_alias(name, PRODUCTION, actor())
+        if moved is None:
+            raise ConflictError(f"'{name}' has no earlier production version to roll back to.",
+                                hint=f"See `nbmci log {name}`; publish one with "
+                                     "`nbmci publish NAME@N`.")
+        return Publication(name, PRODUCTION, moved[0], moved[1], False, rolled_back=True)
+
     def checkout(self, ref: str | Ref, out: str | os.PathLike[str]) -> Checkout:
         """Write the model file, the data as Parquet and version.json into ``out``."""
         from nbmci._maintenance import checkout
@@ -304,7 +343,18 @@ def _version_from_row(row: Mapping[str, Any]) -> Version:
         lineage=row["lineage"],
         aliases=list(row["aliases"]),
         stored=Stored(**row["stored"]),
+        ci=_ci_from_row(row.get("ci")),
     )
+
+
+def _ci_from_row(run: Mapping[str, Any] | None) -> CIStatus | None:
+    if not run:
+        return None
+    notebooks = [{"notebook": n["notebook"], "status": n["status"], "cached": n["cached"],
+                  "output_digest": n["output_digest"], "error": n["error"],
+                  "duration": n["duration"]} for n in run["notebooks"]]
+    return CIStatus(run["status"], run["metrics"], run["gates"], as_utc(run["started_at"]),
+                    run["duration"], notebooks)
 
 
 # -- module-level API ------------------------------------------------------------------------
@@ -394,6 +444,22 @@ def diff(a: str, b: str) -> Diff:
 def checkout(ref: str, out: str | os.PathLike[str]) -> Checkout:
     """Write ``ref``'s model file and data (Parquet) into directory ``out``."""
     return project().checkout(ref, out)
+
+
+def publish(ref: str, *, force: bool = False) -> Publication:
+    """Point ``production`` at ``ref`` if it passed CI (``force=True`` overrides, recorded).
+
+    Example: ``nbmci.publish("clf@4")``
+    """
+    return project().publish(ref, force=force)
+
+
+def rollback(name: str) -> Publication:
+    """Move ``production`` of ``name`` back to its previous version.
+
+    Example: ``nbmci.rollback("clf")``
+    """
+    return project().rollback(name)
 
 
 def fsck() -> FsckReport:

@@ -55,6 +55,27 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class CIStatus:
+    """The newest CI run of a version."""
+
+    status: str  # passed | failed | error
+    metrics: dict[str, Any]
+    gates: list[dict[str, Any]]
+    started_at: dt.datetime
+    duration: float
+    notebooks: list[dict[str, Any]]  # notebook, status, output_digest, error, cached
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "metrics": self.metrics, "gates": self.gates,
+                "started_at": self.started_at.isoformat(), "duration": self.duration,
+                "notebooks": self.notebooks}
+
+
+@dataclass(frozen=True)
 class Version:
     """One committed version of a model. ``ref`` is ``name@number``."""
 
@@ -72,6 +93,7 @@ class Version:
     aliases: list[str] = field(default_factory=list)
     stored: Stored = field(default_factory=Stored)
     duration: float | None = None  # seconds the commit took, for fresh commits
+    ci: CIStatus | None = None  # the newest CI run, if CI has run
 
     @property
     def ref(self) -> str:
@@ -94,6 +116,7 @@ class Version:
             "params": self.params,
             "metrics": self.metrics,
             "stored": self.stored.to_dict(),
+            "ci": self.ci.to_dict() if self.ci else None,
         }
         if full:
             out["signature"] = self.signature
@@ -218,3 +241,22 @@ class Checkout:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """An alias move: ``publish`` or ``rollback``."""
+
+    name: str
+    alias: str
+    previous: int | None
+    version: int
+    forced: bool
+    rolled_back: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ref": self.ref}

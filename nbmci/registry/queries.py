@@ -14,7 +14,16 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from nbmci.errors import InvalidInputError
 from nbmci.errors import redact_url as redact
 from nbmci.registry import session
-from nbmci.registry.schema import aliases, datasets, events, models, version_objects, versions
+from nbmci.registry.schema import (
+    aliases,
+    ci_notebooks,
+    ci_runs,
+    datasets,
+    events,
+    models,
+    version_objects,
+    versions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,37 +105,8 @@ class Registry:
     def set_alias(self, name: str, alias: str, number: int, actor: str,
                   payload: dict[str, Any] | None = None) -> int | None:
         """Point ``alias`` at version ``number``; return the version it pointed at before."""
-
-        def work(conn: Connection) -> int | None:
-            now = utcnow()
-            model_id = conn.execute(
-                sa.select(models.c.id).where(models.c.name == name)
-            ).scalar_one()
-            version_id = conn.execute(
-                sa.select(versions.c.id).where(
-                    versions.c.model_id == model_id, versions.c.number == number
-                )
-            ).scalar_one()
-            previous = conn.execute(
-                sa.select(versions.c.number)
-                .select_from(aliases.join(versions, aliases.c.version_id == versions.c.id))
-                .where(aliases.c.model_id == model_id, aliases.c.name == alias)
-            ).scalar_one_or_none()
-            if previous is None:
-                conn.execute(aliases.insert().values(
-                    model_id=model_id, name=alias, version_id=version_id, updated_at=now))
-            else:
-                conn.execute(
-                    aliases.update()
-                    .where(aliases.c.model_id == model_id, aliases.c.name == alias)
-                    .values(version_id=version_id, updated_at=now)
-                )
-            conn.execute(events.insert().values(
-                at=now, kind="alias.moved", model=name, version=number, actor=actor,
-                payload={"alias": alias, "from": previous, **(payload or {})}))
-            return previous
-
-        return session.run_write(self.engine, work)
+        return session.run_write(
+            self.engine, lambda conn: _move_alias(conn, name, alias, number, actor, payload))
 
     def add_event(self, kind: str, model: str | None, version: int | None, actor: str,
                   payload: dict[str, Any]) -> None:
@@ -137,6 +117,55 @@ class Registry:
                                                 version=version, actor=actor, payload=payload))
 
         session.run_write(self.engine, work)
+
+    def add_ci_run(self, name: str, number: int, run: dict[str, Any],
+                   notebooks: list[dict[str, Any]], actor: str) -> int:
+        """Record one CI evaluation of ``name@number``; its executed notebooks become objects
+        the version needs (so gc keeps them)."""
+
+        def work(conn: Connection) -> int:
+            version_id = _version_id(conn, name, number)
+            run_id = conn.execute(ci_runs.insert().values(version_id=version_id, **run)
+                                  ).inserted_primary_key[0]
+            if notebooks:
+                conn.execute(ci_notebooks.insert(), [{**n, "run_id": run_id} for n in notebooks])
+            outputs = {n["output_digest"] for n in notebooks if n.get("output_digest")}
+            known = set(conn.execute(sa.select(version_objects.c.digest).where(
+                version_objects.c.version_id == version_id,
+                version_objects.c.digest.in_(outputs))).scalars())
+            if outputs - known:
+                conn.execute(version_objects.insert(), [
+                    {"version_id": version_id, "digest": d} for d in sorted(outputs - known)])
+            conn.execute(events.insert().values(
+                at=run["started_at"], kind="ci.completed", model=name, version=number,
+                actor=actor, payload={"status": run["status"], "run": run_id}))
+            return int(run_id)
+
+        return session.run_write(self.engine, work)
+
+    def roll_back_alias(self, name: str, alias: str, actor: str) -> tuple[int, int] | None:
+        """Move ``alias`` back to where it pointed before its current target, in one write
+        transaction; returns (from, to), or None when there is no earlier target."""
+
+        def work(conn: Connection) -> tuple[int, int] | None:
+            stack: list[int] = []
+            for event in conn.execute(
+                    sa.select(events.c.version, events.c.payload)
+                    .where(events.c.model == name, events.c.kind == "alias.moved")
+                    .order_by(events.c.id)):
+                if (event.payload or {}).get("alias") != alias:
+                    continue
+                if (event.payload or {}).get("rollback") and stack:
+                    stack.pop()
+                else:
+                    stack.append(event.version)
+            if len(stack) < 2:
+                return None
+            current, target = stack[-1], stack[-2]
+            _move_alias(conn, name, alias, target, actor, {"rollback": True})
+            return current, target
+
+        return session.run_write(self.engine, work)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -204,11 +233,55 @@ class Registry:
             by_number: dict[int, list[str]] = {}
             for alias, number in self._aliases(conn, [model_id]).get(model_id, {}).items():
                 by_number.setdefault(number, []).append(alias)
+        ci = self.latest_ci(ids)
         for r in rows:
             r["name"] = name
+            r["ci"] = ci.get(r["id"])
             r["datasets"] = data.get(r["id"], [])
             r["aliases"] = sorted(by_number.get(r["number"], []))
         return rows
+
+    def latest_ci(self, version_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The newest CI run of each version, with its notebooks."""
+        if not version_ids:
+            return {}
+        newest = (sa.select(sa.func.max(ci_runs.c.id))
+                  .where(ci_runs.c.version_id.in_(version_ids))
+                  .group_by(ci_runs.c.version_id))
+        with session.read(self.engine) as conn:
+            runs = {r["id"]: dict(r) for r in conn.execute(
+                sa.select(ci_runs).where(ci_runs.c.id.in_(newest))).mappings()}
+            for n in conn.execute(sa.select(ci_notebooks).where(
+                    ci_notebooks.c.run_id.in_(list(runs))).order_by(ci_notebooks.c.id)).mappings():
+                runs[n["run_id"]].setdefault("notebooks", []).append(dict(n))
+        return {r["version_id"]: {**r, "notebooks": r.get("notebooks", [])}
+                for r in runs.values()}
+
+    def cached_notebook(self, cache_key: str) -> dict[str, Any] | None:
+        """A completed execution with the same inputs, if any (errors are never reused)."""
+        query = (sa.select(ci_notebooks).where(ci_notebooks.c.cache_key == cache_key,
+                                               ci_notebooks.c.status == "passed")
+                 .order_by(ci_notebooks.c.id.desc()).limit(1))
+        with session.read(self.engine) as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+    def versions_without_ci(self) -> list[tuple[str, int]]:
+        query = (sa.select(models.c.name, versions.c.number)
+                 .select_from(versions.join(models, models.c.id == versions.c.model_id)
+                              .outerjoin(ci_runs, ci_runs.c.version_id == versions.c.id))
+                 .where(ci_runs.c.id.is_(None))
+                 .order_by(models.c.name, versions.c.number))
+        with session.read(self.engine) as conn:
+            return [(name, number) for name, number in conn.execute(query)]
+
+    def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
+        """Every move of ``alias``, oldest first (from the event log)."""
+        query = (sa.select(events).where(events.c.model == name, events.c.kind == "alias.moved")
+                 .order_by(events.c.id))
+        with session.read(self.engine) as conn:
+            return [dict(r) for r in conn.execute(query).mappings()
+                    if (r["payload"] or {}).get("alias") == alias]
 
     def alias_target(self, name: str, alias: str) -> int | None:
         query = (
@@ -303,6 +376,36 @@ class Registry:
             raw.driver_connection.execute("VACUUM INTO ?", (destination,))  # type: ignore[union-attr]
         finally:
             raw.close()
+
+
+def _move_alias(conn: Connection, name: str, alias: str, number: int, actor: str,
+                payload: dict[str, Any] | None) -> int | None:
+    now = utcnow()
+    model_id = conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar_one()
+    version_id = _version_id(conn, name, number)
+    previous = conn.execute(
+        sa.select(versions.c.number)
+        .select_from(aliases.join(versions, aliases.c.version_id == versions.c.id))
+        .where(aliases.c.model_id == model_id, aliases.c.name == alias)
+    ).scalar_one_or_none()
+    if previous is None:
+        conn.execute(aliases.insert().values(model_id=model_id, name=alias,
+                                             version_id=version_id, updated_at=now))
+    else:
+        conn.execute(aliases.update()
+                     .where(aliases.c.model_id == model_id, aliases.c.name == alias)
+                     .values(version_id=version_id, updated_at=now))
+    conn.execute(events.insert().values(
+        at=now, kind="alias.moved", model=name, version=number, actor=actor,
+        payload={"alias": alias, "from": previous, **(payload or {})}))
+    return previous
+
+
+def _version_id(conn: Connection, name: str, number: int) -> int:
+    query = (sa.select(versions.c.id)
+             .select_from(versions.join(models, models.c.id == versions.c.model_id))
+             .where(models.c.name == name, versions.c.number == number))
+    return int(conn.execute(query).scalar_one())
 
 
 def _get_or_create_model(conn: Connection, name: str, now: dt.datetime) -> int:

@@ -92,3 +92,37 @@ events = sa.Table(
     sa.Column("actor", sa.String(128), nullable=False, server_default=""),
     sa.Column("payload", Json, nullable=False),
 )
+
+# One `nbmci ci` evaluation of a version: its notebooks, merged metrics and gate outcomes.
+ci_runs = sa.Table(
+    "ci_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # passed | failed | error
+    sa.Column("metrics", Json, nullable=False),
+    sa.Column("gates", Json, nullable=False),
+    sa.Column("duration", sa.Float, nullable=False),
+    sa.Column("environment", Json, nullable=False),
+    sa.Index("ix_ci_runs_version", "version_id"),
+)
+
+# One executed evaluation notebook of a CI run.
+ci_notebooks = sa.Table(
+    "ci_notebooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("ci_runs.id"), nullable=False),
+    sa.Column("notebook", sa.String(512), nullable=False),
+    sa.Column("notebook_digest", DIGEST, nullable=False),
+    sa.Column("parameters", Json, nullable=False),
+    sa.Column("cache_key", DIGEST, nullable=False),
+    sa.Column("cached", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # passed | error
+    sa.Column("records", Json, nullable=False),
+    sa.Column("output_digest", DIGEST, nullable=True),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("duration", sa.Float, nullable=False),
+    sa.Index("ix_ci_notebooks_cache_key", "cache_key"),
+)

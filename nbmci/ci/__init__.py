@@ -1,0 +1,1 @@
+"""Notebook CI: evaluation notebooks run with papermill against model versions, then gates."""

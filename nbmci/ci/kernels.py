@@ -1,0 +1,121 @@
+"""Kernels started (and warmed) ahead, so a CI run never waits for a kernel to boot.
+
+While one notebook runs, the next kernel is already up and has imported the modules the
+notebooks import themselves. Each kernel runs exactly one notebook, then is shut down.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import queue
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+_START_TIMEOUT = 60.0
+
+
+def imported_modules(sources: Iterable[str]) -> list[str]:
+    """Top-level modules imported at the top level of notebook cells, in order."""
+    found: dict[str, None] = {}
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:  # magics and shell escapes: not worth warming
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    found.setdefault(alias.name, None)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.setdefault(node.module, None)
+    return list(found)
+
+
+def warmup_code(modules: list[str]) -> str:
+    """Code that imports ``modules`` without binding names; failures are left to the notebook."""
+    return ("import importlib as _i\n"
+            f"for _m in {modules!r}:\n"
+            "    try:\n        _i.import_module(_m)\n    except Exception:\n        pass\n"
+            "del _i, _m\n")
+
+
+class KernelPool:
+    """Keeps ``size`` started kernels ready; ``take()`` hands one out, ``discard()`` ends it."""
+
+    def __init__(self, kernel_name: str, size: int, cwd: Path, env: dict[str, str],
+                 warm_modules: list[str]) -> None:
+        self.kernel_name = kernel_name
+        self.cwd = cwd
+        self.env = env
+        self.code = warmup_code(warm_modules) if warm_modules else ""
+        self._ready: queue.Queue[Any] = queue.Queue()
+        self._wanted = threading.Semaphore(size)
+        self._closed = threading.Event()
+        self._live: set[Any] = set()
+        self._lock = threading.Lock()
+        self._starter = threading.Thread(target=self._keep_filled, name="nbmci-kernels",
+                                         daemon=True)
+        self._starter.start()
+
+    def _keep_filled(self) -> None:
+        while not self._closed.is_set():
+            self._wanted.acquire()
+            if self._closed.is_set():
+                return
+            try:
+                self._ready.put(self._start())
+            except Exception as exc:  # surfaced to the notebook that takes this slot
+                logger.warning("could not start kernel %r: %s", self.kernel_name, exc)
+                self._ready.put(exc)
+
+    def _start(self) -> Any:
+        from jupyter_client.manager import KernelManager
+
+        manager = KernelManager(kernel_name=self.kernel_name)
+        manager.start_kernel(cwd=str(self.cwd), env=self.env)
+        with self._lock:
+            self._live.add(manager)
+        if self.code:
+            client = manager.client()
+            client.start_channels()
+            try:
+                client.wait_for_ready(timeout=_START_TIMEOUT)
+                client.execute_interactive(self.code, timeout=_START_TIMEOUT, store_history=False,
+                                           output_hook=lambda msg: None)
+            finally:
+                client.stop_channels()
+        return manager
+
+    def take(self, timeout: float = _START_TIMEOUT * 2) -> Any:
+        """A started kernel manager; raises the start error if the kernel failed to boot."""
+        item = self._ready.get(timeout=timeout)
+        self._wanted.release()  # start the next one while this one works
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def discard(self, manager: Any) -> None:
+        """Shut a used kernel down (now: its state must not leak into another run)."""
+        with self._lock:
+            self._live.discard(manager)
+        try:
+            manager.shutdown_kernel(now=True)
+        except Exception as exc:
+            logger.debug("kernel shutdown: %s", exc)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._wanted.release()
+        self._starter.join(timeout=_START_TIMEOUT)
+        with self._lock:
+            managers = list(self._live)
+            self._live.clear()
+        for manager in managers:
+            try:
+                manager.shutdown_kernel(now=True)
+            except Exception as exc:
+                logger.debug("kernel shutdown: %s", exc)

@@ -1,0 +1,67 @@
+"""publish and rollback move the production alias; publish needs a passed CI run or --force."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from nbmci.api import Project
+from nbmci.errors import ConflictError, ModelNotFoundError
+
+
+def _ci(project: Project, ref: str, status: str) -> None:
+    """Record a CI run as the CI runner does (the runner itself is tested in tests/ci)."""
+    name, number = project.resolve(ref)
+    run = {"started_at": dt.datetime.now(dt.UTC), "status": status, "metrics": {"acc": 0.9},
+           "gates": [], "duration": 1.0, "environment": {}}
+    project.registry.add_ci_run(name, number, run, [], actor="ci")
+
+
+@pytest.fixture
+def three(project: Project, fitted: Any) -> Project:
+    for _ in range(3):
+        project.commit(fitted, None, name="clf")
+    return project
+
+
+def test_publish_requires_passed_ci(three: Project) -> None:
+    with pytest.raises(ConflictError, match=r"clf@1 has not passed CI \(CI: not run\)") as info:
+        three.publish("clf@1")
+    assert "--force" in str(info.value)
+    _ci(three, "clf@1", "failed")
+    with pytest.raises(ConflictError, match="CI: failed"):
+        three.publish("clf@1")
+    _ci(three, "clf@1", "passed")
+    published = three.publish("clf@1")
+    assert (published.ref, published.previous, published.forced) == ("clf@1", None, False)
+    assert three.show("clf@production").version == 1
+    assert three.show("clf@1").ci.status == "passed"
+
+
+def test_force_publish_is_recorded(three: Project) -> None:
+    published = three.publish("clf@2", force=True)
+    assert published.forced
+    [event] = [e for e in three.registry.events("clf") if e["kind"] == "alias.moved"]
+    assert event["payload"]["forced"] is True and event["payload"]["ci"] == "not run"
+
+
+def test_rollback_walks_back_through_publish_history(three: Project) -> None:
+    for ref in ("clf@1", "clf@2", "clf@3"):
+        _ci(three, ref, "passed")
+        three.publish(ref)
+    back = three.rollback("clf")
+    assert (back.previous, back.version, back.rolled_back) == (3, 2, True)
+    assert three.rollback("clf").version == 1
+    with pytest.raises(ConflictError, match="no earlier production version"):
+        three.rollback("clf")
+    three.publish("clf@3")
+    assert three.rollback("clf").version == 1
+
+
+def test_rollback_errors(three: Project) -> None:
+    with pytest.raises(ModelNotFoundError):
+        three.rollback("nope")
+    with pytest.raises(ConflictError):
+        three.rollback("clf")
