@@ -64,6 +64,14 @@ _HOMES = {
 }
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the ``%mci_*`` magics: run by ``%load_ext nbmci``, or by IPython at start-up
+    with ``c.InteractiveShellApp.extensions = ["nbmci"]`` in an IPython or kernel config."""
+    from nbmci.jupyter.magics import register  # IPython and ipywidgets load only here
+
+    register(ipython)
+
+
 def __getattr__(name: str) -> Any:
     if name in __all__:
         value = getattr(importlib.import_module(_HOMES.get(name, "nbmci.api")), name)

@@ -77,19 +77,20 @@ def gc(project: Project, grace: float, *, dry_run: bool) -> GcReport:
     needed = set(project.registry.version_digests())
     cutoff = time.time() - grace
     deleted = deleted_bytes = kept = tmp_deleted = 0
+    # A commit landing after this listing references only objects it wrote (young) or
+    # refreshed (young again, under the store's shared lock): delete_if_older re-checks the
+    # age under the exclusive lock, so neither kind is deleted.
     for entry in list(store.iter_objects()):
         if entry.digest in needed:
             continue
         if entry.mtime > cutoff:
             kept += 1  # may belong to a commit that is still writing
             continue
-        # re-read the references: a commit may have landed since the listing
-        if entry.digest in set(project.registry.version_digests()):
-            continue
-        if not dry_run:
-            store.delete(entry.path)
-        deleted += 1
-        deleted_bytes += entry.size
+        if dry_run or store.delete_if_older(entry, cutoff):
+            deleted += 1
+            deleted_bytes += entry.size
+        else:
+            kept += 1
     for entry in list(store.iter_temporary()):
         if entry.mtime <= cutoff:
             if not dry_run:

@@ -371,6 +371,8 @@ def project(path: str | os.PathLike[str] | None = None) -> Project:
         found = _projects.get(key)
         if found is None or found.settings != settings:
             found = _projects[key] = Project(settings)
+        elif found.settings.extra != settings.extra:
+            found.settings = settings  # [tool.nbmci.ci] etc. changed; same registry and store
         return found
 
 

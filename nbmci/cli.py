@@ -327,6 +327,118 @@ def gc(grace: str | None, dry_run: bool, as_json: bool) -> None:
 
 
 @app.command()
+@click.argument("refs", nargs=-1)
+@click.option("-j", "--jobs", type=click.IntRange(min=1, max=64), default=None,
+              help="Notebooks to run at once (default: ci.jobs, else 1).")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@click.option("--summary", type=click.Path(dir_okay=False),
+              help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")
+@click.option("--shard", help="Run slice I of N (e.g. 2/4) for a CI job matrix.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def ci(refs: tuple[str, ...], jobs: int | None, junit: str | None, summary: str | None,
+       shard: str | None, as_json: bool) -> None:
+    """Run the evaluation notebooks against REFS (default: versions with no CI result yet).
+
+    Exits 0 only when every version passed its gates.
+    """
+    from nbmci.ci import report as reports
+    from nbmci.ci.config import load_ci_config
+    from nbmci.ci.runner import Runner, parse_shard
+
+    project = _api().project()
+    config = load_ci_config(project.settings)
+    slice_ = parse_shard(shard)
+    console = _console(stderr=as_json)
+    with _ci_progress(console) as listener:
+        runner = Runner(project, config, jobs=jobs, listener=listener)
+        result = runner.run(list(refs) or None, slice_)
+    if junit:
+        reports.write(junit, reports.junit_xml(result))
+    if summary:
+        reports.write(summary, reports.markdown(result))
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        _print_ci(console, result)
+    if not result.ok:
+        sys.exit(EXIT_FAILED)
+
+
+def _ci_progress(console: Any) -> Any:
+    """A progress bar fed by the runner's events (quiet when nothing runs)."""
+    import contextlib
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def bar() -> Any:
+        progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                            console=console, transient=True)
+        task = progress.add_task("nbmci ci", total=None)
+        counts = {"planned": 0}
+
+        def listener(event: str, job: Any, outcome: Any) -> None:
+            if event == "started":
+                counts["planned"] += 1
+                progress.update(task, total=max(counts["planned"], progress.tasks[0].total or 0),
+                                description=f"running {job.ref} {job.notebook.name}")
+            elif event in ("finished", "cached"):
+                if event == "cached":
+                    counts["planned"] += 1
+                progress.update(task, advance=1, total=counts["planned"])
+
+        with progress:
+            yield listener
+
+    return bar()
+
+
+def _print_ci(console: Any, result: Any) -> None:
+    from rich.table import Table
+
+    styles = {"passed": "green", "failed": "red", "error": "red bold"}
+    table = Table(title="nbmci ci", title_justify="left")
+    for column in ("version", "status", "metrics", "gates / errors", "time"):
+        table.add_column(column, overflow="fold")
+    for o in result.outcomes:
+        metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(o.metrics.items()))
+        notes = [f"{'✓' if g.ok else '✗'} {g.metric} {g.expression}: {g.detail}" for g in o.gates]
+        notes += [f"{n.notebook}: {(n.error or {}).get('reason')}" for n in o.notebooks
+                  if n.status == "error"]
+        cached = " (cached)" if all(n.cached for n in o.notebooks) else ""
+        style = styles.get(o.status, "")
+        table.add_row(o.ref, f"[{style}]{o.status}[/{style}]", _escape(metrics),
+                      _escape("\n".join(notes)), f"{o.duration:.1f}s{cached}")
+    if not result.outcomes:
+        console.print("Nothing to evaluate: every version has a CI result. "
+                      "Name versions to re-run them, e.g. `nbmci ci clf@3`.")
+        return
+    console.print(table)
+
+
+@app.command()
+@click.argument("ref")
+@click.option("--force", is_flag=True, help="Publish even without a passed CI run "
+              "(recorded in the event log).")
+def publish(ref: str, force: bool) -> None:
+    """Point the production alias at REF (it must have passed CI)."""
+    result = _api().publish(ref, force=force)
+    before = f" (was {result.name}@{result.previous})" if result.previous else ""
+    note = " [forced: CI had not passed; recorded]" if result.forced else ""
+    click.echo(f"{result.name}@production -> {result.ref}{before}{note}")
+
+
+@app.command()
+@click.argument("name")
+def rollback(name: str) -> None:
+    """Move NAME's production alias back to the version it pointed at before."""
+    result = _api().rollback(name)
+    click.echo(f"{result.name}@production -> {result.ref} (rolled back from "
+               f"{result.name}@{result.previous})")
+
+
+@app.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
               help="Where to create the demo project (default: a new temporary directory).")
 def demo(directory: str | None) -> None:

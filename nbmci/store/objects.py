@@ -9,7 +9,9 @@ directly. Every read re-hashes the bytes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import logging
 import os
 import time
@@ -204,6 +206,34 @@ class ObjectStore:
                 mtime = mtime.timestamp()
             yield path, {"size": info.get("size", 0), "mtime": mtime}
 
+    @contextlib.contextmanager
+    def gc_lock(self, *, exclusive: bool) -> Iterator[None]:
+        """Commits refresh reused objects under a shared lock; gc deletes under an exclusive
+        one (local stores; on object stores gc relies on the grace period alone)."""
+        if not self.is_local:
+            yield
+            return
+        os.makedirs(self.root, mode=_DIR_MODE, exist_ok=True)
+        fd = os.open(os.path.join(self.root, ".gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def delete_if_older(self, entry: ObjectEntry, cutoff: float) -> bool:
+        """Delete an object (gc) unless a commit has refreshed it since it was listed."""
+        with self.gc_lock(exclusive=True):
+            if self.is_local:
+                try:
+                    if os.stat(entry.path).st_mtime > cutoff:
+                        return False
+                except FileNotFoundError:
+                    return False
+            self.delete(entry.path)
+        return True
+
     def delete(self, path: str) -> None:
         """Remove one object or temporary file (gc only)."""
         if not path.startswith(self._objects + "/"):
@@ -250,8 +280,7 @@ class ObjectWriter:
                 return StoredObject(digest, size, False)
             store.fs.pipe_file(path, b"".join(bytes(memoryview(p)) for p in pieces))
             return StoredObject(digest, size, True)
-        if os.path.exists(path):
-            _freshen(path)  # keeps gc from pruning an object a commit now depends on
+        if self._reuse(path):
             return StoredObject(digest, size, False)
         directory = os.path.dirname(path)
         tmp = f"{directory}/{TMP_PREFIX}{os.path.basename(path)[:16]}-{uuid.uuid4().hex}"
@@ -277,6 +306,20 @@ class ObjectWriter:
         else:
             self._finish(fd, tmp, path, digest)
         return StoredObject(digest, size, True)
+
+    def _reuse(self, path: str) -> bool:
+        """Whether ``path`` exists and was kept from gc: its mtime is refreshed under the store's
+        shared lock, so a concurrent gc either sees it young or has already deleted it."""
+        if not os.path.exists(path):
+            return False
+        with self.store.gc_lock(exclusive=False):
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                return False  # gc removed it just now: write it again
+            except PermissionError:
+                pass  # another user's object in a shared store; only gc cares about its age
+        return True
 
     def _ensure_directory(self, directory: str) -> None:
         """Create ``directory`` and any missing parents below it, each private (0700)."""
@@ -359,22 +402,29 @@ def _link_into_place(tmp: str, path: str, digest: str) -> None:
             os.link(tmp, path)
             return
         except FileExistsError:
-            if _same_bytes(tmp, path):
+            same = _same_bytes(tmp, path)
+            if same is None:
+                continue  # the other copy vanished (gc) between the two calls: try again
+            if same:
                 return
             raise ObjectCollisionError(digest, path) from None
-        except FileNotFoundError:
-            continue  # the destination vanished between the two calls (gc): retry
         except OSError as exc:
-            if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-                os.replace(tmp, path)  # filesystems without hard links
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+                raise _storage_error(exc, "linking object", path) from exc
+            # a filesystem without hard links: rename, but never over an existing object
+            if os.path.exists(path):
+                if _same_bytes(tmp, path) is False:
+                    raise ObjectCollisionError(digest, path) from None
                 return
-            raise _storage_error(exc, "linking object", path) from exc
+            os.rename(tmp, path)
+            return
     raise StorageError(f"Could not place object {digest} at {path}.")
 
 
-def _same_bytes(a: str, b: str, block: int = 1 << 20) -> bool:
+def _same_bytes(a: str, b: str, block: int = 1 << 20) -> bool | None:
+    """Whether two files hold the same bytes; None if ``b`` does not exist."""
     try:
-        with open(a, "rb") as fa, open(b, "rb") as fb:
+        with open(b, "rb") as fb, open(a, "rb") as fa:
             while True:
                 x, y = fa.read(block), fb.read(block)
                 if x != y:
@@ -382,14 +432,7 @@ def _same_bytes(a: str, b: str, block: int = 1 << 20) -> bool:
                 if not x:
                     return True
     except FileNotFoundError:
-        return False
-
-
-def _freshen(path: str) -> None:
-    try:
-        os.utime(path)
-    except OSError:
-        pass  # another user's object in a shared store; its age only matters to gc
+        return None
 
 
 def _fsync_dir(directory: str) -> None:

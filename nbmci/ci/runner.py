@@ -1,0 +1,309 @@
+"""The CI runner: every configured evaluation notebook against each version, with papermill.
+
+One warm process runs everything: papermill is imported once, kernels are started (and have
+imported what the notebooks import) before they are needed, and identical evaluations (same
+model, data, notebook and parameters) are answered from the cache instead of being re-run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbmci.api import PRODUCTION, Project
+from nbmci.ci.config import CIConfig, NotebookSpec
+from nbmci.ci.gates import GateResult
+from nbmci.ci.kernels import KernelPool, imported_modules
+from nbmci.digest import canonical_json, hash_bytes
+from nbmci.errors import InvalidInputError
+from nbmci.recording import numbers, read_records
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[str, "Job", "NotebookOutcome | None"], None]  # event, job, outcome
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notebook to run against one version."""
+
+    name: str
+    number: int
+    notebook: NotebookSpec
+    cache_key: str
+    notebook_digest: str
+    auxiliary: bool = False  # a production baseline for relative gates, not itself under test
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.number}"
+
+
+@dataclass(frozen=True)
+class NotebookOutcome:
+    notebook: str
+    status: str  # passed | error
+    records: dict[str, dict[str, Any]]
+    output_digest: str | None
+    error: dict[str, Any] | None
+    duration: float
+    cached: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"notebook": self.notebook, "status": self.status, "records": self.records,
+                "output_digest": self.output_digest, "error": self.error,
+                "duration": self.duration, "cached": self.cached}
+
+
+@dataclass(frozen=True)
+class VersionOutcome:
+    ref: str
+    status: str  # passed | failed | error
+    metrics: dict[str, float]
+    gates: list[GateResult]
+    notebooks: list[NotebookOutcome]
+    duration: float
+    baseline: str | None = None  # the production ref relative gates compared with
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ref": self.ref, "status": self.status, "metrics": self.metrics,
+                "gates": [g.to_dict() for g in self.gates],
+                "notebooks": [n.to_dict() for n in self.notebooks], "duration": self.duration,
+                "baseline": self.baseline}
+
+
+@dataclass
+class CIReport:
+    outcomes: list[VersionOutcome] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == "passed" for o in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "duration": self.duration,
+                "versions": [o.to_dict() for o in self.outcomes]}
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> (2, 4): this job runs the second of four slices of the work."""
+    if text is None:
+        return None
+    index, _, total = text.partition("/")
+    if not (index.isdigit() and total.isdigit()) or not 1 <= int(index) <= int(total):
+        raise InvalidInputError(f"--shard {text!r} is not I/N with 1 <= I <= N, like 1/4.")
+    return int(index), int(total)
+
+
+class Runner:
+    """Plans and runs CI for a project. Used by ``nbmci ci`` and ``%mci_ci``."""
+
+    def __init__(self, project: Project, config: CIConfig, *, jobs: int | None = None,
+                 listener: Listener | None = None) -> None:
+        self.project = project
+        self.config = config
+        self.jobs = max(1, jobs or config.jobs)
+        self.listener = listener
+        self._digests = {spec.name: hash_bytes(spec.path.read_bytes())
+                         for spec in config.notebooks}
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def targets(self, refs: list[str] | None) -> list[tuple[str, int]]:
+        """The versions to evaluate: ``refs``, or every version without a CI result."""
+        if refs:
+            return list(dict.fromkeys(self.project.resolve(ref) for ref in refs))
+        return self.project.registry.versions_without_ci()
+
+    def plan(self, targets: list[tuple[str, int]],
+             shard: tuple[int, int] | None = None) -> list[Job]:
+        """Jobs for ``targets`` (this shard's share) plus production baselines they need."""
+        targets = sorted(targets)
+        if shard is not None:  # whole versions per shard: a verdict needs all its notebooks
+            index, total = shard
+            targets = [t for i, t in enumerate(targets) if i % total == index - 1]
+        wanted = [self._job(name, number, spec)
+                  for name, number in targets for spec in self.config.notebooks]
+        jobs = {(j.ref, j.notebook.name): j for j in wanted}
+        if any(g.relative for g in self.config.gates):
+            for name in sorted({j.name for j in wanted}):
+                production = self.project.registry.alias_target(name, PRODUCTION)
+                if production is None:
+                    continue
+                for spec in self.config.notebooks:
+                    job = self._job(name, production, spec, auxiliary=True)
+                    jobs.setdefault((job.ref, spec.name), job)
+        return list(jobs.values())
+
+    def _job(self, name: str, number: int, spec: NotebookSpec, auxiliary: bool = False) -> Job:
+        version = self.project.show(f"{name}@{number}")
+        key = hash_bytes(canonical_json({
+            "model": version.model.digest,
+            "data": sorted(d.digest for d in version.data.values()),
+            "notebook": self._digests[spec.name],
+            "parameters": spec.parameters,
+            "kernel": self.config.kernel,
+        }))
+        return Job(name, number, spec, key, self._digests[spec.name], auxiliary)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, refs: list[str] | None = None, shard: tuple[int, int] | None = None
+            ) -> CIReport:
+        """Evaluate, apply gates, record every result in the registry; returns the report."""
+        started = time.perf_counter()
+        jobs = self.plan(self.targets(refs), shard)
+        outcomes = self._execute_all(jobs)
+        report = CIReport()
+        by_version: dict[tuple[str, int], list[Job]] = {}
+        for job in jobs:
+            by_version.setdefault((job.name, job.number), []).append(job)
+        for (name, number), version_jobs in by_version.items():
+            if all(job.auxiliary for job in version_jobs):
+                continue
+            report.outcomes.append(self._conclude(name, number, version_jobs, outcomes))
+        report.duration = time.perf_counter() - started
+        return report
+
+    def _execute_all(self, jobs: list[Job]) -> dict[tuple[str, str], NotebookOutcome]:
+        outcomes: dict[tuple[str, str], NotebookOutcome] = {}
+        todo = []
+        for job in jobs:
+            cached = self._cached(job)
+            if cached is not None:
+                outcomes[(job.ref, job.notebook.name)] = cached
+                self._notify("cached", job, cached)
+            else:
+                todo.append(job)
+        if not todo:
+            return outcomes
+        pool = KernelPool(self.config.kernel, min(len(todo), self.jobs + 1),
+                          cwd=todo[0].notebook.path.parent, env=self._kernel_env(),
+                          warm_modules=self._warm_modules())
+        try:
+            with ThreadPoolExecutor(self.jobs, thread_name_prefix="nbmci-ci") as workers:
+                for job, outcome in zip(todo, workers.map(lambda j: self._run(j, pool), todo),
+                                        strict=True):
+                    outcomes[(job.ref, job.notebook.name)] = outcome
+        finally:
+            pool.close()
+        return outcomes
+
+    def _cached(self, job: Job) -> NotebookOutcome | None:
+        row = self.project.registry.cached_notebook(job.cache_key)
+        if row is None or (row["output_digest"] and not self.project.store.has(
+                row["output_digest"])):
+            return None
+        return NotebookOutcome(job.notebook.name, row["status"], row["records"],
+                               row["output_digest"], row["error"], 0.0, True)
+
+    def _kernel_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+        env["NBMCI_ROOT"] = str(self.project.settings.root)
+        env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+        return env
+
+    def _warm_modules(self) -> list[str]:
+        import nbformat
+
+        sources = []
+        for spec in self.config.notebooks:
+            notebook = nbformat.read(spec.path, as_version=4)
+            sources += [c.source for c in notebook.cells if c.cell_type == "code"]
+        return imported_modules(sources)
+
+    def _run(self, job: Job, pool: KernelPool) -> NotebookOutcome:
+        from nbmci.ci.execute import execute_notebook
+
+        self._notify("started", job, None)
+        started = time.perf_counter()
+        try:
+            manager = pool.take()
+        except Exception as exc:
+            outcome = NotebookOutcome(job.notebook.name, "error", {}, None,
+                                      {"reason": f"the kernel did not start: {exc}"},
+                                      time.perf_counter() - started, False)
+            self._notify("finished", job, outcome)
+            return outcome
+        try:
+            executed = execute_notebook(job.notebook, job.ref, manager, self.config.timeout)
+        finally:
+            threading.Thread(target=pool.discard, args=(manager,), daemon=True).start()
+        digest = None
+        if executed.notebook_bytes is not None:
+            digest = self.project.store.put_bytes(executed.notebook_bytes).digest
+        records = read_records(executed.cells)
+        outcome = NotebookOutcome(job.notebook.name, "error" if executed.error else "passed",
+                                  records, digest, executed.error,
+                                  time.perf_counter() - started, False)
+        self._notify("finished", job, outcome)
+        return outcome
+
+    def _notify(self, event: str, job: Job, outcome: NotebookOutcome | None) -> None:
+        if self.listener is not None:
+            self.listener(event, job, outcome)
+
+    # -- concluding --------------------------------------------------------------------------
+
+    def _conclude(self, name: str, number: int, jobs: list[Job],
+                  outcomes: dict[tuple[str, str], NotebookOutcome]) -> VersionOutcome:
+        from nbmci.snapshot.lineage import actor
+
+        ref = f"{name}@{number}"
+        results = [outcomes[(ref, spec.name)] for spec in self.config.notebooks]
+        metrics: dict[str, float] = {}
+        for outcome in results:
+            metrics.update(numbers(outcome.records))
+        production = self.project.registry.alias_target(name, PRODUCTION)
+        baseline: dict[str, float] | None = None
+        if production is not None:
+            baseline = {}
+            for spec in self.config.notebooks:
+                found = outcomes.get((f"{name}@{production}", spec.name))
+                if found is not None and found.status == "passed":
+                    baseline.update(numbers(found.records))
+        gates = [gate.evaluate(metrics, baseline) for gate in self.config.gates]
+        if any(o.status == "error" for o in results):
+            status = "error"
+        elif not all(g.ok for g in gates):
+            status = "failed"
+        else:
+            status = "passed"
+        duration = sum(o.duration for o in results)
+        self.project.registry.add_ci_run(name, number, {
+            "started_at": dt.datetime.now(dt.UTC), "status": status, "metrics": metrics,
+            "gates": [g.to_dict() for g in gates], "duration": duration,
+            "environment": _environment(self.config.kernel),
+        }, [{
+            "notebook": o.notebook, "notebook_digest": self._digests[o.notebook],
+            "parameters": {"model_ref": ref, **spec.parameters},
+            "cache_key": job.cache_key, "cached": o.cached, "status": o.status,
+            "records": o.records, "output_digest": o.output_digest, "error": o.error,
+            "duration": o.duration,
+        } for o, spec, job in zip(results, self.config.notebooks, sorted(jobs, key=self._order),
+                                  strict=True)],
+            actor=actor())
+        return VersionOutcome(ref, status, metrics, gates, results, duration,
+                              f"{name}@{production}" if production is not None else None)
+
+    def _order(self, job: Job) -> int:
+        return [spec.name for spec in self.config.notebooks].index(job.notebook.name)
+
+
+def _environment(kernel: str) -> dict[str, Any]:
+    from nbmci.snapshot.lineage import package_version
+
+    return {"python": platform.python_version(), "platform": platform.platform(terse=True),
+            "host": platform.node(), "kernel": kernel,
+            "packages": {p: package_version(p) for p in ("nbmci", "papermill", "nbclient",
+                                                         "nbformat")}}
+

@@ -1,0 +1,254 @@
+"""What each view shows: result objects of the Python API turned into ``markup.Table``s.
+
+Pure functions, no IPython and no widgets: ``widgets`` wraps these tables in ipywidgets and
+gives every view its HTML and text fallbacks from the same tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from nbmci.digest import short_digest
+from nbmci.jupyter.markup import Html, Table, line_chart, nbytes, seconds, short_class, value, when
+from nbmci.jupyter.status import Status
+from nbmci.results import Change, DataDiff, Diff, ModelSummary, Version
+
+MAX_ROWS = 20  # rows of params, signature entries and statistics shown before "… N more"
+LOG_METRICS = 5  # metric columns in the log table
+
+
+def _capped(title: str, rows: list[list[str]], header: Sequence[str] = (),
+            marks: Sequence[str] = (), empty: str = "none", note: str = "") -> Table:
+    """A table of at most ``MAX_ROWS`` rows; the note says how many more there were."""
+    more = len(rows) - MAX_ROWS
+    notes = [f"… and {more} more" if more > 0 else "", note]
+    return Table(title, header, rows[:MAX_ROWS], marks[:MAX_ROWS], empty=empty,
+                 note="; ".join(n for n in notes if n))
+
+
+# -- one version (the commit card) -----------------------------------------------------------
+
+
+def version_heading(version: Version) -> str:
+    aliases = f" ({', '.join(version.aliases)})" if version.aliases else ""
+    took = f" in {seconds(version.duration)}" if version.duration is not None else ""
+    return f"{version.ref}{aliases} · {short_class(version.model.class_name)}{took}"
+
+
+def version_tables(version: Version) -> list[Table]:
+    """Summary, data, signature, params, metrics and lineage of one version."""
+    return [_summary(version), _data(version), _signature(version),
+            _capped("Params", [[k, value(v)] for k, v in sorted(version.params.items())]),
+            _capped("Metrics", [[k, value(v)] for k, v in sorted(version.metrics.items())]),
+            Table("Lineage", (), lineage_facts(version.lineage), empty="not recorded")]
+
+
+def _summary(version: Version) -> Table:
+    model = version.model
+    trust = "trusted" if model.trusted else "untrusted: pickle, loads only with trust"
+    stored = version.stored
+    facts = [
+        ["message", version.message or "—"],
+        ["model", f"{model.class_name} · {model.format} · {trust}"],
+        ["model digest", f"{short_digest(model.digest)} ({nbytes(model.size)})"],
+        ["stored", f"{nbytes(stored.new_bytes)} new in {stored.new_objects} objects, "
+                   f"{nbytes(stored.dedup_bytes)} deduplicated in {stored.dedup_objects}"],
+        ["committed", f"{when(version.created_at)} by {version.author}"],
+    ]
+    return Table("Version", (), facts)
+
+
+def _data(version: Version) -> Table:
+    rows = [[key, d.kind, f"{d.rows:,}", str(len(d.columns)), nbytes(d.nbytes),
+             short_digest(d.digest)] for key, d in version.data.items()]
+    return Table("Data", ("name", "kind", "rows", "columns", "size", "digest"), rows,
+                 empty="no data committed")
+
+
+def _signature(version: Version) -> Table:
+    signature = version.signature
+    rows = [["input", str(i.get("name")), str(i.get("dtype"))]
+            for i in signature.get("inputs", [])]
+    rows += [["output", str(o.get("name")), str(o.get("dtype"))]
+             for o in signature.get("outputs", [])]
+    return _capped("Signature", rows, ("", "name", "dtype"), empty="unknown")
+
+
+def lineage_facts(lineage: dict[str, Any]) -> list[list[str]]:
+    """The lineage a person wants at a glance; the full record stays in ``version.lineage``."""
+    facts = []
+    if lineage.get("notebook"):
+        facts.append(["notebook", str(lineage["notebook"])])
+    elif lineage.get("script"):
+        facts.append(["script", str(lineage["script"])])
+    cells = lineage.get("cells")
+    if isinstance(cells, list) and cells:
+        facts.append(["cells", f"{len(cells)} run in this kernel, in order"])
+    git = lineage.get("git")
+    if isinstance(git, dict) and git.get("commit"):
+        dirty = ", uncommitted changes" if git.get("dirty") else ""
+        facts.append(["git", f"{str(git['commit'])[:12]} on {git.get('branch') or 'detached'}"
+                             f"{dirty}"])
+    if lineage.get("python"):
+        facts.append(["python", str(lineage["python"])])
+    packages = lineage.get("packages")
+    if isinstance(packages, dict) and packages:
+        facts.append(["packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))])
+    return facts
+
+
+# -- checkout --------------------------------------------------------------------------------
+
+
+def checkout_tables(version: Version, variable: str, data: Sequence[str]) -> list[Table]:
+    rows = [[variable, f"the model, {version.model.class_name}"]]
+    rows += [[key, f"{version.data[key].kind}, {version.data[key].rows:,} rows"] for key in data]
+    return [Table("Restored into the notebook", ("variable", "holds"), rows)]
+
+
+# -- log -------------------------------------------------------------------------------------
+
+LogColumn = tuple[str, Callable[[Version], str]]
+LOG_COLUMNS: list[LogColumn] = [
+    ("ref", lambda v: v.ref),
+    ("committed", lambda v: when(v.created_at)),
+    ("message", lambda v: v.message),
+    ("aliases", lambda v: ", ".join(v.aliases)),
+    ("model", lambda v: short_class(v.model.class_name)),
+]
+
+
+def log_heading(versions: Sequence[Version]) -> str:
+    names = sorted({v.name for v in versions})
+    return f"Log of {names[0]}" if len(names) == 1 else f"Log of {len(names)} models"
+
+
+def numeric_metrics(versions: Sequence[Version]) -> list[str]:
+    """Metric names with a number in any of ``versions``, the most widely recorded first."""
+    counts: dict[str, int] = {}
+    for version in versions:
+        for key, item in version.metrics.items():
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                counts[key] = counts.get(key, 0) + 1
+    return sorted(counts, key=lambda k: (-counts[k], k))
+
+
+def log_table(versions: Sequence[Version]) -> Table:
+    """One row per version, newest first, with the key metrics as the last columns."""
+    metrics = numeric_metrics(versions)[:LOG_METRICS]
+    columns = [*LOG_COLUMNS, *((m, _metric_cell(m)) for m in metrics)]
+    rows = [[cell(v) for _, cell in columns] for v in versions]
+    return Table("Versions, newest first", [h for h, _ in columns], rows,
+                 empty="No versions yet: commit one with %mci_commit MODEL.")
+
+
+def _metric_cell(name: str) -> Callable[[Version], str]:
+    return lambda v: value(v.metrics[name]) if name in v.metrics else ""
+
+
+def metric_chart(versions: Sequence[Version], metric: str) -> Html:
+    """``metric`` across ``versions``, oldest to newest, each point labelled with its ref."""
+    points = [(v.ref, float(v.metrics[metric])) for v in reversed(versions)
+              if isinstance(v.metrics.get(metric), int | float)]
+    return line_chart(metric, points)
+
+
+# -- diff ------------------------------------------------------------------------------------
+
+
+def diff_heading(diff: Diff) -> str:
+    verdict = "" if diff.changed else " · no differences"
+    return f"{diff.a.ref} → {diff.b.ref}{verdict}"
+
+
+def diff_tables(diff: Diff) -> list[Table]:
+    """Model, params, metrics, signature, then each dataset, A and B side by side."""
+    return [_changes("Model", _short_digests(diff.model), str), _changes("Params", diff.params),
+            _metric_changes(diff.metrics), _changes("Signature", diff.signature, str),
+            *(_data_changes(d) for d in diff.data)]
+
+
+def _title(title: str, changes: Sequence[Change]) -> str:
+    changed = sum(c.status != "same" for c in changes)
+    return f"{title} ({changed} of {len(changes)} changed)" if changes else title
+
+
+def _changes(title: str, changes: Sequence[Change], show: Callable[[Any], str] = value) -> Table:
+    """Changed entries first, so that capping a long section never hides a difference."""
+    ordered = sorted(changes, key=lambda c: c.status == "same")
+    rows = [[c.key, _side(c.a, c.status == "added", show), _side(c.b, c.status == "removed",
+                                                                 show)] for c in ordered]
+    return _capped(_title(title, changes), rows, ("", "A", "B"), [c.status for c in ordered])
+
+
+def _side(item: Any, absent: bool, show: Callable[[Any], str] = value) -> str:
+    return "—" if absent else show(item)
+
+
+def _short_digests(changes: Sequence[Change]) -> list[Change]:
+    return [replace(c, a=c.a and short_digest(c.a), b=c.b and short_digest(c.b))
+            if c.key == "digest" else c for c in changes]
+
+
+def _metric_changes(changes: Sequence[Change]) -> Table:
+    ordered = sorted(changes, key=lambda c: c.status == "same")
+    rows = [[c.key, _side(c.a, c.status == "added"), _side(c.b, c.status == "removed"),
+             _delta(c)] for c in ordered]
+    return _capped(_title("Metrics", changes), rows, ("", "A", "B", "B − A"),
+                   [c.status for c in ordered])
+
+
+def _delta(change: Change) -> str:
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool)
+                  for x in (change.a, change.b))
+    return f"{change.b - change.a:+.6g}" if numbers and change.status == "changed" else ""
+
+
+def _data_changes(data: DataDiff) -> Table:
+    """Rows, then dtype changes, then the per-column statistics that changed."""
+    rows_a, rows_b = data.rows
+    rows = [["rows", _count(rows_a), _count(rows_b)]]
+    marks = [data.status if data.status in ("added", "removed")
+             else "changed" if rows_a != rows_b else "same"]
+    changed = [(f"{c.key} dtype", c) for c in data.columns if c.status != "same"]
+    changed += [(f"{column} {s.key}", s) for column, stats in data.stats.items()
+                for s in stats if s.status != "same"]
+    for label, change in changed:
+        rows.append([label, _side(change.a, change.status == "added"),
+                     _side(change.b, change.status == "removed")])
+        marks.append(change.status)
+    same = sum(s.status == "same" for stats in data.stats.values() for s in stats)
+    return _capped(f"Data {data.key} ({data.status})", rows, ("", "A", "B"), marks,
+                   note=f"{same} statistics unchanged" if same else "")
+
+
+def _count(rows: int | None) -> str:
+    return "—" if rows is None else f"{rows:,}"
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+def status_tables(status: Status) -> list[Table]:
+    """Where the registry is, then each model with its production version."""
+    where = [["project", status.root], ["store", status.store], ["registry", status.registry]]
+    rows = [[m.name, str(m.versions), _ref(m.name, m.latest),
+             _ref(m.name, status.production(m)), _unpublished(status, m),
+             ", ".join(f"{a}→{n}" for a, n in sorted(m.aliases.items()))]
+            for m in status.models]
+    header = ("model", "versions", "latest", "production", "newer than production", "aliases")
+    return [Table("Registry", (), where),
+            Table("Models", header, rows, empty="No models yet: commit one with %mci_commit.")]
+
+
+def _ref(name: str, number: int | None) -> str:
+    return f"{name}@{number}" if number is not None else "—"
+
+
+def _unpublished(status: Status, model: ModelSummary) -> str:
+    refs = status.newer_than_production(model)
+    if not refs:
+        return "—"
+    return refs[0] if len(refs) == 1 else f"{len(refs)}: {refs[0]} … {refs[-1]}"
