@@ -114,13 +114,18 @@ def log(name: str, as_json: bool, limit: int | None) -> None:
     from rich.table import Table
 
     table = Table(title=f"Versions of {name}", title_justify="left")
-    for column in ("ref", "created", "message", "aliases", "model", "data", "metrics"):
+    for column in ("ref", "created", "message", "aliases", "model", "data", "CI", "metrics"):
         table.add_column(column, overflow="fold")
+    styles = {"passed": "green", "failed": "red", "error": "red bold"}
     for v in found:
         data = ", ".join(f"{k} {d.rows:,}×{len(d.columns)}" for k, d in v.data.items())
-        metrics = ", ".join(f"{k}={_fmt(val)}" for k, val in sorted(v.metrics.items()))
+        shown = {**v.metrics, **(v.ci.metrics if v.ci else {})}
+        metrics = ", ".join(f"{k}={_fmt(val)}" for k, val in sorted(shown.items()))
+        status = v.ci.status if v.ci else "-"
+        style = styles.get(status, "dim")
         table.add_row(v.ref, _when(v.created_at), _escape(v.message), ", ".join(v.aliases),
-                      _short_class(v.model.class_name), _escape(data), _escape(metrics))
+                      _short_class(v.model.class_name), _escape(data),
+                      f"[{style}]{status}[/{style}]", _escape(metrics))
     _console().print(table)
 
 

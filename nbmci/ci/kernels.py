@@ -7,8 +7,11 @@ notebooks import themselves. Each kernel runs exactly one notebook, then is shut
 from __future__ import annotations
 
 import ast
+import itertools
 import logging
 import queue
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,6 +55,8 @@ class KernelPool:
         self.cwd = cwd
         self.env = env
         self.code = warmup_code(warm_modules) if warm_modules else ""
+        self._sockets = Path(tempfile.mkdtemp(prefix="nbmci-kernels-"))
+        self._count = itertools.count()
         self._ready: queue.Queue[Any] = queue.Queue()
         self._wanted = threading.Semaphore(size)
         self._closed = threading.Event()
@@ -75,7 +80,9 @@ class KernelPool:
     def _start(self) -> Any:
         from jupyter_client.manager import KernelManager
 
-        manager = KernelManager(kernel_name=self.kernel_name)
+        # IPC sockets: local-only, and no "running over TCP without encryption" warning
+        manager = KernelManager(kernel_name=self.kernel_name, transport="ipc",
+                                ip=str(self._sockets / f"kernel-{next(self._count)}"))
         manager.start_kernel(cwd=str(self.cwd), env=self.env)
         with self._lock:
             self._live.add(manager)
@@ -119,3 +126,4 @@ class KernelPool:
                 manager.shutdown_kernel(now=True)
             except Exception as exc:
                 logger.debug("kernel shutdown: %s", exc)
+        shutil.rmtree(self._sockets, ignore_errors=True)
