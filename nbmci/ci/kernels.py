@@ -1,7 +1,9 @@
 """Kernels started (and warmed) ahead, so a CI run never waits for a kernel to boot.
 
-While one notebook runs, the next kernel is already up and has imported the modules the
-notebooks import themselves. Each kernel runs exactly one notebook, then is shut down.
+While one notebook runs, the next kernel is already up with the modules the notebooks import
+themselves loaded: forked from a warm zygote when the kernel is this interpreter's ipykernel,
+else started normally and told to import them. Each kernel runs exactly one notebook, then
+is shut down.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from nbmci.ci.zygote import ForkedKernelManager, Zygote, forks_here
 
 logger = logging.getLogger(__name__)
 _START_TIMEOUT = 60.0
@@ -54,7 +58,14 @@ class KernelPool:
         self.kernel_name = kernel_name
         self.cwd = cwd
         self.env = env
-        self.code = warmup_code(warm_modules) if warm_modules else ""
+        self._zygote = None
+        if forks_here(kernel_name):
+            try:
+                self._zygote = Zygote(warm_modules, env)
+            except (OSError, RuntimeError) as exc:
+                logger.warning("starting kernels normally: %s", exc)
+        # forked kernels already hold the modules; started ones import them while they wait
+        self.code = warmup_code(warm_modules) if warm_modules and not self._zygote else ""
         self._sockets = Path(tempfile.mkdtemp(prefix="nbmci-kernels-"))
         self._count = itertools.count()
         self._ready: queue.Queue[Any] = queue.Queue()
@@ -81,8 +92,10 @@ class KernelPool:
         from jupyter_client.manager import KernelManager
 
         # IPC sockets: local-only, and no "running over TCP without encryption" warning
-        manager = KernelManager(kernel_name=self.kernel_name, transport="ipc",
-                                ip=str(self._sockets / f"kernel-{next(self._count)}"))
+        options = {"kernel_name": self.kernel_name, "transport": "ipc",
+                   "ip": str(self._sockets / f"kernel-{next(self._count)}")}
+        manager = (ForkedKernelManager(self._zygote, **options) if self._zygote
+                   else KernelManager(**options))
         manager.start_kernel(cwd=str(self.cwd), env=self.env)
         with self._lock:
             self._live.add(manager)
@@ -126,4 +139,6 @@ class KernelPool:
                 manager.shutdown_kernel(now=True)
             except Exception as exc:
                 logger.debug("kernel shutdown: %s", exc)
+        if self._zygote is not None:
+            self._zygote.close()
         shutil.rmtree(self._sockets, ignore_errors=True)

@@ -149,8 +149,23 @@ def read(engine: Engine) -> Iterator[Connection]:
         raise _database_error(exc, engine) from exc
 
 
+_PG_MIGRATION_LOCK = 0x6E626D6369  # "nbmci": one advisory lock key for schema upgrades
+
+
 @contextlib.contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Only one process upgrades the schema: a file lock beside an SQLite database, a session
+    advisory lock on PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_MIGRATION_LOCK})")
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_MIGRATION_LOCK})")
+                conn.commit()
+        return
     path = _sqlite_path(engine.url) if engine.dialect.name == "sqlite" else None
     if path is None:
         yield

@@ -67,9 +67,13 @@ def test_concurrent_committers_get_gapless_numbers(pg_project: Project, tmp_path
     url = pg_project.settings.registry_url
     procs = [subprocess.Popen([sys.executable, "-c", worker, root, url, str(who)],
                               stderr=subprocess.PIPE, text=True) for who in range(4)]
-    for proc in procs:
-        _, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, err
+    try:
+        errors = [proc.communicate(timeout=240)[1] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
     numbers = sorted(v.version for v in pg_project.versions("shared"))
     assert numbers == list(range(1, 41))
     for version in pg_project.versions("shared"):
