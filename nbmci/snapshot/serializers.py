@@ -63,7 +63,7 @@ class SkopsSerializer:
     def dump(self, obj: Any) -> Dumped:
         import skops.io as sio
 
-        data = sio.dumps(obj)
+        data = canonical_skops(sio.dumps(obj))
         # The committer's own object: its types are approved now, and only these at load.
         return Dumped(data, sorted(sio.get_untrusted_types(data=data)))
 
@@ -89,6 +89,59 @@ class SkopsSerializer:
                 f"The stored model was refused by the skops loader: {exc}",
                 hint="Nothing was loaded. Run `nbmci fsck`; re-commit it from a trusted session.",
             ) from exc
+
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def canonical_skops(data: bytes) -> bytes:
+    """The same skops file with reproducible bytes, so an unchanged model deduplicates.
+
+    skops names members and memo entries by ``id()`` and stamps the time into the zip; here
+    ids are renumbered in order of first appearance and every timestamp is fixed. The tree
+    itself is untouched.
+    """
+    import json
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(data))
+    schema = json.loads(source.read("schema.json"))
+    numbers: dict[int, int] = {}
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    value = numbers.setdefault(value, len(numbers))
+                elif key == "file" and isinstance(value, str) and value.endswith(".npy") \
+                        and value[:-4].isdigit():
+                    value = f"{numbers.setdefault(int(value[:-4]), len(numbers))}.npy"
+                else:
+                    value = renumber(value)
+                out[key] = value
+            return out
+        if isinstance(node, list):
+            return [renumber(item) for item in node]
+        return node
+
+    renamed = renumber(schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            name = info.filename
+            if name == "schema.json":
+                payload = json.dumps(renamed, indent=2).encode()
+            else:
+                payload = source.read(info)
+                stem = name[:-4]
+                if name.endswith(".npy") and stem.isdigit() and int(stem) in numbers:
+                    name = f"{numbers[int(stem)]}.npy"
+            member = zipfile.ZipInfo(name, date_time=_EPOCH)
+            member.compress_type = info.compress_type
+            member.external_attr = 0o644 << 16
+            target.writestr(member, payload)
+    return out.getvalue()
 
 
 def _types_from(text: str) -> list[str]:
