@@ -268,9 +268,12 @@ def _flip_byte(path: str, offset: int = -10) -> None:
 
 def test_bi05_flipped_and_truncated_objects_are_named_on_load_and_fsck(
         project: Project, fitted: Any, iris: Any) -> None:
+    from sklearn.linear_model import LogisticRegression
+
     X, y = iris
     good = project.commit(fitted, {"X": X}, name="good")
-    bad = project.commit(fitted, {"X": X.assign(extra=2.0), "y": y}, name="bad")
+    other = LogisticRegression(C=0.5, max_iter=500).fit(X, y)  # its own model blob
+    bad = project.commit(other, {"X": X.assign(extra=2.0), "y": y}, name="bad")
     chunk = project.store.path(bad.data["y"].digest)
     from nbmci.snapshot.tables import manifest_objects, read_manifest
 
