@@ -207,3 +207,47 @@ def test_executed_notebook_is_kept_and_gc_keeps_it(ci_project: Any,
     assert project.gc(grace=0).deleted_objects == 0 and project.store.has(digest)
     assert project.fsck().ok
     assert os.environ.get("NBMCI_ROOT") is None
+
+
+def test_bi07_non_json_parameters_are_refused(ci_project: Any) -> None:
+    project = ci_project({"evaluate.ipynb": notebook(RECORD_ACCURACY)})
+    root = project.settings.root
+    for value, kind in (("1979-05-27T07:32:00Z", "datetime"), ("nan", "finite")):
+        (root / "pyproject.toml").write_text(
+            "[tool.nbmci.ci]\nnotebooks = [{path = \"notebooks/evaluate.ipynb\", "
+            f"parameters = {{when = {value}}}}}]\n")
+        with pytest.raises(Exception, match=kind) as info:
+            load_ci_config(load_settings(root))
+        assert info.typename == "ConfigError"
+
+
+def test_cli_publish_and_rollback(ci_project: Any, commit_versions: Any,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    project = ci_project({"evaluate.ipynb": notebook(RECORD_ACCURACY)},
+                         gates={"accuracy": ">= 0.9"})
+    commit_versions(project, 0.95, 0.97, 0.5)
+    assert run_cli(capsys, "ci")[0] == 1  # clf@3 fails its gate
+    assert run_cli(capsys, "publish", "clf@1")[1].strip() == "clf@production -> clf@1"
+    code, out, _ = run_cli(capsys, "publish", "clf@2")
+    assert code == 0 and "(was clf@1)" in out
+    code, _, err = run_cli(capsys, "publish", "clf@3")
+    assert code == 1 and "has not passed CI (CI: failed)" in err
+    code, out, _ = run_cli(capsys, "publish", "clf@3", "--force")
+    assert code == 0 and "forced" in out
+    code, out, _ = run_cli(capsys, "rollback", "clf")
+    assert code == 0 and "clf@production -> clf@2" in out
+    assert project.show("clf@production").version == 2
+
+
+@pytest.mark.parametrize("runs", [12, pytest.param(50, marks=pytest.mark.slow)])
+def test_cr06_kernels_never_share_the_parent_connection(ci_project: Any, commit_versions: Any,
+                                                        runs: int) -> None:
+    """The runner holds an open SQLite connection and writes results while kernels (forked
+    from a zygote, or started) read the same registry: no locking errors, no corruption."""
+    reads = notebook(RECORD_ACCURACY, "for _ in range(20):\n    nbmci.versions('clf')")
+    project = ci_project({"evaluate.ipynb": reads}, gates={"accuracy": ">= 0.5"})
+    commit_versions(project, *[0.6] * runs)
+    report = Runner(project, load_ci_config(project.settings), jobs=3).run()
+    assert [o.status for o in report.outcomes] == ["passed"] * runs
+    assert project.registry.integrity_check() == []
+    assert project.fsck().ok
