@@ -39,3 +39,26 @@ def test_backup_is_a_consistent_copy(project, fitted, tmp_path: Path) -> None:  
     with copy.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert conn.exec_driver_sql("SELECT count(*) FROM versions").scalar() == 1
+
+
+def test_an_older_registry_is_upgraded_in_place(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    import nbmci.registry.session as session
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = session.create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(session.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.exec_driver_sql("INSERT INTO models (name, created_at, last_version) "
+                             "VALUES ('clf', '2026-01-01 00:00:00', 4)")
+    engine.dispose()
+    registry = Registry(url)
+    assert current_revision(registry.engine) == HEAD_REVISION
+    assert registry.model_names() == ["clf"]
+    with registry.engine.connect() as conn:
+        assert sa.inspect(conn).has_table("ci_runs")
