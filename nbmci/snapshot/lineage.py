@@ -50,10 +50,12 @@ def executed_cells(shell: Any | None = None) -> list[str]:
     shell = shell if shell is not None else running_shell()
     if shell is None:
         return []
-    inputs = getattr(shell, "user_ns", {}).get("In")
+    # the raw history reads as typed (`%mci_commit clf`), `In` holds the transformed code
+    inputs = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    if not isinstance(inputs, list) or not inputs:
+        inputs = getattr(shell, "user_ns", {}).get("In")
     if not isinstance(inputs, list):
-        history = getattr(shell, "history_manager", None)
-        inputs = list(getattr(history, "input_hist_raw", []) or [])
+        return []
     cells = [c for c in inputs if isinstance(c, str) and c.strip()]
     return [c[:MAX_CELL_CHARS] for c in cells[-MAX_CELLS:]]
 
