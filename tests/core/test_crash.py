@@ -365,3 +365,29 @@ def test_cr07_disk_full_and_io_errors(project: Project, at: str, n: int, code: i
     assert version.version == 2
     _assert_holds(project, version.ref, 1)
     assert project.fsck().ok
+
+
+def test_cr07_registry_full_is_a_clear_error_and_loses_nothing(project: Project,
+                                                               fitted: Any) -> None:
+    """SQLite reports SQLITE_FULL when it cannot grow the database (here: capped with
+    max_page_count, SQLite's own limit); the commit fails cleanly and the store stays usable."""
+    import sqlalchemy as sa
+
+    first = project.commit(fitted, None, name="clf")
+    engine = project.registry.engine
+    with engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+
+    def cap(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    engine.dispose()
+    sa.event.listen(engine, "connect", cap)
+    big = {"x": "y" * 200_000}
+    with pytest.raises(StorageError, match="Disk full while writing the registry"):
+        project.commit(fitted, None, name="clf", params=big)
+    sa.event.remove(engine, "connect", cap)
+    engine.dispose()
+    assert [v.ref for v in project.versions("clf")] == [first.ref]
+    assert project.commit(fitted, None, name="clf", params=big).version == 2
+    assert project.fsck().ok
