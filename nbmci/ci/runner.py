@@ -146,9 +146,13 @@ class Runner:
 
     def _job(self, name: str, number: int, spec: NotebookSpec, auxiliary: bool = False) -> Job:
         version = self.project.show(f"{name}@{number}")
+        # everything a notebook can evaluate: the model, its data, and what was recorded
+        # with it (not who committed it or when)
         key = hash_bytes(canonical_json({
             "model": version.model.digest,
             "data": sorted(d.digest for d in version.data.values()),
+            "params": version.params,
+            "metrics": version.metrics,
             "notebook": self._digests[spec.name],
             "parameters": spec.parameters,
             "kernel": self.config.kernel,

@@ -26,6 +26,9 @@ _ARGUMENTS: dict[str, tuple[str, dict[str, str]]] = {
     "mci_log": ("name", {"-n": "", "--limit": "", "--metric": ""}),
     "mci_diff": ("ref", {}),
     "mci_checkout": ("ref", {"--as": ""}),
+    "mci_ci": ("ref", {"-j": "", "--jobs": ""}),
+    "mci_publish": ("ref", {}),
+    "mci_rollback": ("name", {}),
 }
 
 

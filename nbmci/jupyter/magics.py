@@ -19,20 +19,24 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.display import display
 
 import nbmci
 from nbmci import refs
-from nbmci.errors import InvalidInputError, NbmciError, UntrustedModelError
-from nbmci.jupyter import completion, render, widgets
+from nbmci.errors import ConflictError, InvalidInputError, NbmciError, UntrustedModelError
+from nbmci.jupyter import completion, render, running, widgets
 from nbmci.jupyter.output import Output, VersionList
 from nbmci.jupyter.status import Status, read_status
-from nbmci.results import Diff, Version
+from nbmci.results import Diff, Publication, Version
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from nbmci.ci.runner import CIReport
+
 Magic = Callable[..., Any]
 DEFAULT_LOG_LIMIT = 50
+MAX_JOBS = 64  # as `nbmci ci --jobs`
 
 
 def register(ipython: Any) -> None:
@@ -108,17 +112,19 @@ class MciMagics(Magics):
     def mci_log(self, line: str) -> VersionList:
         """Show the versions of model NAME, or of every model, newest first.
 
-        A table of refs, times, messages, aliases and key metrics, with a chart of one metric
-        across the versions (pick it in the dropdown, or with --metric). Returns the Versions.
+        A table of refs, times, messages, aliases, CI status (passed, failed, error, or — when
+        CI has not run) and key metrics, committed ones and then those CI recorded (named
+        ci:NAME), with a chart of one metric across the versions (pick it in the dropdown, or
+        with --metric). Returns the Versions.
 
-        Example: %mci_log clf --metric accuracy
+        Example: %mci_log clf --metric ci:accuracy
         """
         args = _parse(self.mci_log, line)
         if args.limit < 1:
             raise UsageError(f"-n/--limit must be at least 1, not {args.limit}.")
         found = nbmci.versions(args.name) if args.name else _every_version()
         versions = VersionList(found[:args.limit])
-        charted = render.numeric_metrics(versions)
+        charted = render.chart_metrics(versions)
         if args.metric is not None and args.metric not in charted:
             known = ", ".join(charted) or "none"
             raise UsageError(f"No version here records metric {args.metric!r:.80}; "
@@ -179,10 +185,11 @@ class MciMagics(Magics):
     @magic_arguments()
     @_one_line_errors
     def mci_status(self, line: str) -> Status:
-        """Show where the registry is, the models, and each one's production version.
+        """Show where the registry is, the models, production, and what awaits CI.
 
         Lists, per model, the versions committed after its production version (all of them
-        when nothing is in production). Returns the Status.
+        when nothing is in production); each production version with its CI result; and the
+        versions with no CI result yet, which %mci_ci runs by default. Returns the Status.
 
         Example: %mci_status
         """
@@ -190,6 +197,79 @@ class MciMagics(Magics):
         status = read_status()
         self._output.show(status, widgets.StatusView(status))
         return status
+
+    @line_magic
+    @magic_arguments()
+    @argument("refs", nargs="*", metavar="REF",
+              help="the versions to evaluate: NAME@N, NAME@latest or NAME@ALIAS; default: "
+                   "every version with no CI result yet")
+    @argument("-j", "--jobs", type=int, metavar="N",
+              help="notebooks to run at once (default: ci.jobs in pyproject.toml, else 1)")
+    @_one_line_errors
+    def mci_ci(self, line: str) -> CIReport:
+        """Run the evaluation notebooks against versions, check the gates, record the results.
+
+        Uses [tool.nbmci.ci] and [tool.nbmci.gates] of the project's pyproject.toml, as
+        `nbmci ci` does. A progress bar shows the notebook runs; then a table shows each
+        version's status (passed, failed or error), the metrics the notebooks recorded, each
+        gate's verdict or the error, the time taken, and whether an identical earlier run was
+        reused. The results go to the registry (see %mci_log); a version that passed can be
+        published with %mci_publish. Returns the CIReport (report.ok: every version passed).
+
+        Example: %mci_ci clf@latest -j 2
+        """
+        args = _parse(self.mci_ci, line)
+        if args.jobs is not None and not 1 <= args.jobs <= MAX_JOBS:
+            raise UsageError(f"-j/--jobs must be between 1 and {MAX_JOBS}, not {args.jobs}.")
+        for ref in args.refs:
+            refs.Ref.parse(ref)  # a malformed ref is named before the configuration is read
+        report, where = running.run_ci(nbmci.project(), args.refs, args.jobs)
+        self._output.show(report, widgets.CIReportView(report), where or display)
+        return report
+
+    @line_magic
+    @magic_arguments()
+    @argument("ref", metavar="REF", help="the version: NAME@N, NAME@latest or NAME@ALIAS")
+    @argument("--force", action="store_true",
+              help="publish even though CI has not passed (the override is recorded)")
+    @_one_line_errors
+    def mci_publish(self, line: str) -> Publication:
+        """Point the model's production alias at REF; it must have passed CI (%mci_ci).
+
+        Shows where production points now and where it pointed before. Returns the
+        Publication; %mci_rollback NAME undoes it.
+
+        Example: %mci_publish clf@3
+        """
+        args = _parse(self.mci_publish, line)
+        try:
+            publication = nbmci.publish(args.ref, force=args.force)
+        except ConflictError as exc:  # the hint names the CLI; name the magics instead
+            raise UsageError(f"{exc.message} Run %mci_ci {args.ref}, or override with "
+                             f"%mci_publish {args.ref} --force (the override is recorded).") \
+                from exc
+        self._output.show(publication, widgets.PublicationView(publication))
+        return publication
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", metavar="NAME", help="the model")
+    @_one_line_errors
+    def mci_rollback(self, line: str) -> Publication:
+        """Move model NAME's production alias back to the version it pointed at before.
+
+        Returns the Publication.
+
+        Example: %mci_rollback clf
+        """
+        args = _parse(self.mci_rollback, line)
+        try:
+            publication = nbmci.rollback(args.name)
+        except ConflictError as exc:
+            raise UsageError(f"{exc.message} See %mci_log {args.name}; publish a version with "
+                             f"%mci_publish {args.name}@N.") from exc
+        self._output.show(publication, widgets.PublicationView(publication))
+        return publication
 
     # -- the notebook's namespace ---------------------------------------------------------
 

@@ -35,6 +35,34 @@ def escape(value: object) -> Html:
     return value if isinstance(value, Html) else Html(html.escape(str(value), quote=True))
 
 
+class Cell(str):
+    """A table cell with markup of its own: the string is what the text view shows, ``html``
+    what the HTML view shows (a coloured badge, lines)."""
+
+    html: Html
+
+    def __new__(cls, text: str, html: Html) -> Cell:
+        cell = super().__new__(cls, text)
+        cell.html = html
+        return cell
+
+
+# CI status -> badge colour; anything else (no CI result yet) is grey
+BADGES = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#bc4c00"}
+_BADGE = ("display:inline-block;padding:0 7px;border-radius:9px;color:#fff;font-size:12px;"
+          "line-height:18px;background:{}")
+
+
+def badge(status: str) -> Cell:
+    """``status`` as a coloured badge in HTML and as the word itself in text."""
+    return Cell(status, tag("span", status, style=_BADGE.format(BADGES.get(status, "#6e7781"))))
+
+
+def lines(items: Sequence[str]) -> Cell:
+    """Items one per line in HTML, joined by "; " in text."""
+    return Cell("; ".join(items), Html("<br>".join(escape(i) for i in items)))
+
+
 def tag(name: str, *children: object, style: str = "") -> Html:
     """``<name style=...>children</name>`` with every child that is not ``Html`` escaped."""
     attrs = f' style="{html.escape(style, quote=True)}"' if style else ""
@@ -75,13 +103,17 @@ def table_html(table: Table) -> Html:
     head = tag("thead", tag("tr", *(tag("th", h, style=_CELL) for h in _with_mark_column(
         table.header, marked, "")))) if table.header else ""
     body = [
-        tag("tr", *(tag("td", c, style=_CELL) for c in _with_mark_column(
+        tag("tr", *(tag("td", _html(c), style=_CELL) for c in _with_mark_column(
             row, marked, MARKS[table.mark(i)][0])), style=MARKS[table.mark(i)][1])
         for i, row in enumerate(table.rows)
     ]
     note = tag("div", table.note, style="opacity:.7") if table.note else ""
     return Html(title + tag("table", head, tag("tbody", *body),
                             style="border-collapse:collapse") + note)
+
+
+def _html(cell: str) -> str:
+    return cell.html if isinstance(cell, Cell) else cell
 
 
 def _with_mark_column(cells: Sequence[str], marked: bool, symbol: str) -> list[str]:

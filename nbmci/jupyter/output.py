@@ -9,6 +9,7 @@ a cell shows the diff view too, and a later cell holding just ``v`` shows the ca
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from IPython.display import display
 
 from nbmci.jupyter import widgets
 from nbmci.jupyter.status import Status
-from nbmci.results import Diff, Version
+from nbmci.results import Diff, Publication, Version
 
 Show = Callable[[Any], None]
 
@@ -31,6 +32,11 @@ VIEWS: dict[type, Callable[[Any], Any]] = {
     VersionList: widgets.VersionLog,
     Diff: widgets.DiffView,
     Status: widgets.StatusView,
+    Publication: widgets.PublicationView,
+}
+# result types known by module and name, so that loading the extension imports no CI engine
+NAMED_VIEWS: dict[tuple[str, str], Callable[[Any], Any]] = {
+    ("nbmci.ci.runner", "CIReport"): widgets.CIReportView,
 }
 
 
@@ -49,6 +55,12 @@ class Output:
             self._shell.events.unregister("post_run_cell", previous._forget)
         for kind in VIEWS:
             printers.for_type(kind, self._print)
+        for module, name in NAMED_VIEWS:
+            loaded = sys.modules.get(module)  # once imported, a by-name printer would lose
+            if loaded is not None:  # to the one it replaces (``%reload_ext``)
+                printers.for_type(getattr(loaded, name), self._print)
+            else:
+                printers.for_type_by_name(module, name, self._print)
         self._shell.events.register("post_run_cell", self._forget)
 
     def show(self, result: object, view: Any, where: Show = display) -> None:
@@ -58,8 +70,16 @@ class Output:
 
     def _print(self, result: object) -> None:
         if not any(result is shown for shown in self._shown):
-            view = next(VIEWS[kind] for kind in type(result).__mro__ if kind in VIEWS)
-            display(view(result))
+            display(view_of(result))
 
     def _forget(self, _result: object) -> None:
         self._shown.clear()
+
+
+def view_of(result: object) -> Any:
+    """The view of one of nbmci's results."""
+    for kind in type(result).__mro__:
+        view = VIEWS.get(kind) or NAMED_VIEWS.get((kind.__module__, kind.__qualname__))
+        if view is not None:
+            return view(result)
+    raise TypeError(f"nbmci has no view for {type(result).__name__}")

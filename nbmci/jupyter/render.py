@@ -8,15 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbmci.digest import short_digest
-from nbmci.jupyter.markup import Html, Table, line_chart, nbytes, seconds, short_class, value, when
+from nbmci.jupyter.markup import (
+    Cell,
+    Html,
+    Table,
+    badge,
+    line_chart,
+    lines,
+    nbytes,
+    seconds,
+    short_class,
+    value,
+    when,
+)
 from nbmci.jupyter.status import Status
-from nbmci.results import Change, DataDiff, Diff, ModelSummary, Version
+from nbmci.results import Change, CIStatus, DataDiff, Diff, Publication, Version
+
+if TYPE_CHECKING:  # the CI engine is imported only when %mci_ci runs
+    from nbmci.ci.runner import CIReport, VersionOutcome
 
 MAX_ROWS = 20  # rows of params, signature entries and statistics shown before "… N more"
 LOG_METRICS = 5  # metric columns in the log table
+LOG_CI_METRICS = 3  # CI metric columns in the log table
+CI_METRIC = "ci:"  # "ci:accuracy" names the accuracy CI recorded, apart from a committed one
+NO_CI = "—"
 
 
 def _capped(title: str, rows: list[list[str]], header: Sequence[str] = (),
@@ -110,6 +128,11 @@ def checkout_tables(version: Version, variable: str, data: Sequence[str]) -> lis
 
 # -- log -------------------------------------------------------------------------------------
 
+def ci_badge(ci: CIStatus | None) -> Cell:
+    """A version's CI status as a badge; a dash when CI has not run for it."""
+    return badge(ci.status) if ci is not None else Cell(NO_CI, Html(NO_CI))
+
+
 LogColumn = tuple[str, Callable[[Version], str]]
 LOG_COLUMNS: list[LogColumn] = [
     ("ref", lambda v: v.ref),
@@ -117,6 +140,7 @@ LOG_COLUMNS: list[LogColumn] = [
     ("message", lambda v: v.message),
     ("aliases", lambda v: ", ".join(v.aliases)),
     ("model", lambda v: short_class(v.model.class_name)),
+    ("CI", lambda v: ci_badge(v.ci)),
 ]
 
 
@@ -130,14 +154,46 @@ def numeric_metrics(versions: Sequence[Version]) -> list[str]:
     counts: dict[str, int] = {}
     for version in versions:
         for key, item in version.metrics.items():
-            if isinstance(item, int | float) and not isinstance(item, bool):
+            if _is_number(item):
                 counts[key] = counts.get(key, 0) + 1
     return sorted(counts, key=lambda k: (-counts[k], k))
 
 
+def ci_metrics(versions: Sequence[Version]) -> list[str]:
+    """Metric names with a number in any CI result of ``versions``, as ``ci:NAME``: those a
+    gate checks first, then the most widely recorded."""
+    counts: dict[str, int] = {}
+    gated: set[str] = set()
+    for version in versions:
+        if version.ci is None:
+            continue
+        gated.update(str(g.get("metric")) for g in version.ci.gates)
+        for key, item in version.ci.metrics.items():
+            if _is_number(item):
+                counts[key] = counts.get(key, 0) + 1
+    ordered = sorted(counts, key=lambda k: (k not in gated, -counts[k], k))
+    return [CI_METRIC + k for k in ordered]
+
+
+def chart_metrics(versions: Sequence[Version]) -> list[str]:
+    """What ``%mci_log`` can chart: committed metrics, then CI metrics (``ci:NAME``)."""
+    return [*numeric_metrics(versions), *ci_metrics(versions)]
+
+
+def metric_value(version: Version, metric: str) -> Any:
+    """The committed metric ``metric``, or for ``ci:NAME`` the one CI recorded (or None)."""
+    if metric.startswith(CI_METRIC) and metric not in version.metrics:
+        return version.ci.metrics.get(metric[len(CI_METRIC):]) if version.ci else None
+    return version.metrics.get(metric)
+
+
+def _is_number(item: Any) -> bool:
+    return isinstance(item, int | float) and not isinstance(item, bool)
+
+
 def log_table(versions: Sequence[Version]) -> Table:
-    """One row per version, newest first, with the key metrics as the last columns."""
-    metrics = numeric_metrics(versions)[:LOG_METRICS]
+    """One row per version, newest first, with the key metrics, committed then CI, last."""
+    metrics = [*numeric_metrics(versions)[:LOG_METRICS], *ci_metrics(versions)[:LOG_CI_METRICS]]
     columns = [*LOG_COLUMNS, *((m, _metric_cell(m)) for m in metrics)]
     rows = [[cell(v) for _, cell in columns] for v in versions]
     return Table("Versions, newest first", [h for h, _ in columns], rows,
@@ -145,13 +201,17 @@ def log_table(versions: Sequence[Version]) -> Table:
 
 
 def _metric_cell(name: str) -> Callable[[Version], str]:
-    return lambda v: value(v.metrics[name]) if name in v.metrics else ""
+    def cell(version: Version) -> str:
+        found = metric_value(version, name)
+        return "" if found is None else value(found)
+
+    return cell
 
 
 def metric_chart(versions: Sequence[Version], metric: str) -> Html:
     """``metric`` across ``versions``, oldest to newest, each point labelled with its ref."""
-    points = [(v.ref, float(v.metrics[metric])) for v in reversed(versions)
-              if isinstance(v.metrics.get(metric), int | float)]
+    points = [(v.ref, float(metric_value(v, metric))) for v in reversed(versions)
+              if _is_number(metric_value(v, metric))]
     return line_chart(metric, points)
 
 
@@ -232,23 +292,111 @@ def _count(rows: int | None) -> str:
 
 
 def status_tables(status: Status) -> list[Table]:
-    """Where the registry is, then each model with its production version."""
+    """Where the registry is, each model, the production versions and what awaits CI."""
     where = [["project", status.root], ["store", status.store], ["registry", status.registry]]
     rows = [[m.name, str(m.versions), _ref(m.name, m.latest),
-             _ref(m.name, status.production(m)), _unpublished(status, m),
+             _ref(m.name, status.production(m)), _span(status.newer_than_production(m)),
              ", ".join(f"{a}→{n}" for a, n in sorted(m.aliases.items()))]
             for m in status.models]
     header = ("model", "versions", "latest", "production", "newer than production", "aliases")
     return [Table("Registry", (), where),
-            Table("Models", header, rows, empty="No models yet: commit one with %mci_commit.")]
+            Table("Models", header, rows, empty="No models yet: commit one with %mci_commit."),
+            _production(status.production_versions), _awaiting(status)]
 
 
 def _ref(name: str, number: int | None) -> str:
     return f"{name}@{number}" if number is not None else "—"
 
 
-def _unpublished(status: Status, model: ModelSummary) -> str:
-    refs = status.newer_than_production(model)
+def _span(refs: Sequence[str]) -> str:
     if not refs:
         return "—"
     return refs[0] if len(refs) == 1 else f"{len(refs)}: {refs[0]} … {refs[-1]}"
+
+
+def _production(versions: Sequence[Version]) -> Table:
+    rows = [[v.name, v.ref, ci_badge(v.ci), _numbers(v.ci.metrics if v.ci else {}), v.message]
+            for v in versions]
+    return Table("Production", ("model", "version", "CI", "CI metrics", "message"), rows,
+                 empty="Nothing is in production yet: publish a version that passed CI with "
+                       "%mci_publish NAME@N.")
+
+
+def _awaiting(status: Status) -> Table:
+    """One row per model with versions that have no CI result."""
+    rows = [[m.name, str(len(refs)), _span(refs)] for m in status.models
+            if (refs := status.awaiting(m))]
+    count = len(status.awaiting_ci)
+    note = (f"%mci_ci runs the evaluation notebooks against {'it' if count == 1 else 'them'}"
+            if count else "")
+    return _capped(f"Awaiting CI ({count} version{'' if count == 1 else 's'})", rows,
+                   ("model", "versions", "refs"), note=note,
+                   empty="Nothing awaits CI: every version has a CI result.")
+
+
+def _numbers(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={value(v)}" for k, v in sorted(metrics.items()))
+
+
+# -- CI ----------------------------------------------------------------------------------------
+
+
+def ci_heading(report: CIReport) -> str:
+    if not report.outcomes:
+        return "nbmci ci · nothing to evaluate"
+    passed = sum(o.status == "passed" for o in report.outcomes)
+    return (f"nbmci ci · {passed} of {len(report.outcomes)} versions passed in "
+            f"{seconds(report.duration)}")
+
+
+def ci_tables(report: CIReport) -> list[Table]:
+    """One row per evaluated version: status, CI metrics, gates (or errors), time, cache."""
+    rows = [[o.ref, badge(o.status), _numbers(o.metrics), lines(_notes(o)),
+             seconds(o.duration), _cached(o)] for o in report.outcomes]
+    return [Table("Versions", ("version", "status", "metrics", "gates / errors", "time",
+                               "cached"), rows,
+                  empty="Nothing to evaluate: every version has a CI result. Name versions to "
+                        "re-run them, e.g. %mci_ci NAME@N.")]
+
+
+_GATE_MARKS = {"passed": "✓", "failed": "✗", "skipped": "–"}
+
+
+def _notes(outcome: VersionOutcome) -> list[str]:
+    """Why each notebook that ended in an error did (first: the gates after an error mostly
+    say a metric is missing), then each gate with its verdict, naming the production version
+    a relative gate compared with."""
+    notes = []
+    for notebook in outcome.notebooks:
+        if notebook.status == "error":
+            error = notebook.error or {}
+            hint = f" {error['hint']}" if error.get("hint") else ""
+            notes.append(f"{notebook.notebook}: {error.get('reason', 'error')}{hint}")
+    for gate in outcome.gates:
+        compared = "production" in gate.expression and gate.threshold is not None
+        against = f" (vs {outcome.baseline})" if compared and outcome.baseline else ""
+        notes.append(f"{_GATE_MARKS.get(gate.status, '?')} {gate.metric} {gate.expression}: "
+                     f"{gate.detail}{against}")
+    return notes
+
+
+def _cached(outcome: VersionOutcome) -> str:
+    cached = sum(n.cached for n in outcome.notebooks)
+    if not cached:
+        return "no"
+    return "yes" if cached == len(outcome.notebooks) else f"{cached} of {len(outcome.notebooks)}"
+
+
+# -- publish and rollback ----------------------------------------------------------------------
+
+
+def publication_line(publication: Publication) -> str:
+    """``clf@production → clf@2 (was clf@1)``, saying when CI was overridden or rolled back."""
+    moved = f"{publication.name}@{publication.alias} → {publication.ref}"
+    before = f"{publication.name}@{publication.previous}" if publication.previous else None
+    if publication.rolled_back:
+        return f"{moved} (rolled back from {before})"
+    was = f" (was {before})" if before else ""
+    forced = " · forced: it had not passed CI; the override is recorded" if publication.forced \
+        else ""
+    return f"{moved}{was}{forced}"

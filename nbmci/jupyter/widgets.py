@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from IPython.display import DisplayHandle, display
@@ -17,7 +17,10 @@ from IPython.display import DisplayHandle, display
 from nbmci.jupyter import render
 from nbmci.jupyter.markup import FONT, Html, Table, table_html, tag, to_html, to_text
 from nbmci.jupyter.status import Status
-from nbmci.results import Diff, Version
+from nbmci.results import Diff, Publication, Version
+
+if TYPE_CHECKING:  # the CI engine is imported only when %mci_ci runs
+    from nbmci.ci.runner import CIReport, Job, NotebookOutcome
 
 LARGE_COMMIT_BYTES = 32_000_000  # commits smaller than this finish before a bar would help
 
@@ -65,13 +68,32 @@ class StatusView(_TablesView):
         self.status = status
 
 
+class CIReportView(_TablesView):
+    """A CI run: each version's status badge, CI metrics, gates or errors, time and cache use."""
+
+    def __init__(self, report: CIReport) -> None:
+        super().__init__(render.ci_heading(report), render.ci_tables(report))
+        self.report = report
+
+
+class PublicationView(_Fallback, widgets.HTML):
+    """One line: where ``production`` (or another alias) points now, and where it pointed."""
+
+    def __init__(self, publication: Publication) -> None:
+        line = render.publication_line(publication)
+        markup = tag("div", line, style=FONT)
+        super().__init__(value=markup)
+        self._fallback = (markup, line)
+        self.publication = publication
+
+
 class VersionLog(_Fallback, widgets.VBox):
     """The versions table, newest first, with a chart of the metric chosen in a dropdown."""
 
     def __init__(self, versions: Sequence[Version], metric: str | None = None) -> None:
         self.versions = list(versions)
         heading, table = render.log_heading(self.versions), render.log_table(self.versions)
-        metrics = render.numeric_metrics(self.versions)
+        metrics = render.chart_metrics(self.versions)
         self.chart = widgets.HTML()
         chosen = metric or (metrics[0] if metrics else None)
         self.metric = widgets.Dropdown(options=metrics, value=chosen, description="metric")
@@ -137,3 +159,69 @@ class CommitProgress:
             return
         self._handle.update(view)
         self._bar.close()
+
+
+class CIProgress(_Fallback, widgets.VBox):
+    """A CI run's progress: a bar over its notebook runs and the notebooks running now.
+
+    Change it only from the kernel's thread (``running`` queues the runner's events for it).
+    ``start()`` displays it; ``show(view)`` puts the finished run's view in its place.
+    """
+
+    def __init__(self, jobs: Sequence[Job]) -> None:
+        self.total = len(jobs)
+        self.bar = widgets.IntProgress(min=0, max=max(self.total, 1), description="nbmci ci",
+                                       bar_style="info")
+        self.label = widgets.Label()
+        self._running: dict[tuple[str, str], str] = {}
+        self._done = self._cached = 0
+        self._note = ""
+        self._handle: DisplayHandle | None = None
+        super().__init__(children=[self.bar, self.label])
+        self._refresh()
+
+    def start(self) -> None:
+        self._handle = display(self, display_id=True)
+
+    def apply(self, event: str, job: Job, outcome: NotebookOutcome | None) -> None:
+        """One runner event: a notebook ``started``, ``finished``, or answered from the cache."""
+        key = (job.ref, job.notebook.name)
+        if event == "started":
+            baseline = " (production baseline)" if job.auxiliary else ""
+            self._running[key] = f"{job.ref} · {job.notebook.name}{baseline}"
+        elif event in ("finished", "cached"):
+            self._running.pop(key, None)
+            self._done += 1
+            self._cached += event == "cached"
+            if outcome is not None and outcome.status == "error":
+                self.bar.bar_style = "danger"
+        self._refresh()
+
+    def stopping(self) -> None:
+        """The user interrupted: no notebook starts any more; the running ones finish."""
+        self.bar.bar_style = "warning"
+        self._note = "interrupted: waiting for the running notebooks to end (interrupt again " \
+                     "to stop waiting)"
+        self._refresh()
+
+    def failed(self) -> None:
+        self.bar.bar_style, self.bar.description = "danger", "failed"
+
+    def show(self, view: widgets.Widget) -> None:
+        """Display ``view`` in place of the progress (below the cell if never started)."""
+        if self._handle is None:
+            display(view)
+            return
+        self._handle.update(view)
+        for widget in (self.bar, self.label, self):
+            widget.close()
+
+    def _refresh(self) -> None:
+        cached = f", {self._cached} from the cache" if self._cached else ""
+        running = list(self._running.values())
+        now = f" · running {', '.join(running[:3])}" if running else ""
+        more = f" and {len(running) - 3} more" if len(running) > 3 else ""
+        text = self._note or f"{self._done} of {self.total} notebook runs done{cached}{now}{more}"
+        self.bar.value = min(self._done, self.bar.max)
+        self.label.value = text
+        self._fallback = (tag("div", f"nbmci ci: {text}", style=FONT), f"nbmci ci: {text}")
