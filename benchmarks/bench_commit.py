@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ CITIES = ("Amsterdam", "Berlin", "Cairo", "Delhi", "Lagos", "Lima", "Madrid", "O
 _REDIRECTING_ENV = ("NBMCI_ROOT", "NBMCI_STORE_URL", "NBMCI_REGISTRY_URL")
 # MLflow must stay offline: a local store and no telemetry (it reads "true", not "1").
 _MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-DEFAULT_CHUNK_BYTES: int = next(f.default for f in fields(Settings) if f.name == "chunk_bytes")
+DEFAULT_CHUNK_BYTES = Settings(root=Path(), store_url="", registry_url="").chunk_bytes  # nbmci's
 
 
 @dataclass(frozen=True)

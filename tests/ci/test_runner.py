@@ -101,6 +101,12 @@ def test_cr08_timeout_and_killed_kernel_are_errors_never_passes(
     assert outcome.duration < 60
     with pytest.raises(Exception, match="has not passed CI"):
         project.publish("clf@1")
+    import nbformat  # the stored notebook keeps what ran, plus a failure marker
+
+    for result in (slow_result, killed_result):
+        stored = nbformat.reads(project.store.get(result.output_digest).decode(), as_version=4)
+        assert "nbmci-error" in stored.cells[-1].metadata.get("tags", [])
+        assert result.error["reason"] in stored.cells[-1].source
 
 
 def test_relative_gate_against_production_and_cache_hits(
