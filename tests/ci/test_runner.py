@@ -13,21 +13,11 @@ import pytest
 from nbmci.api import Project
 from nbmci.ci.config import load_ci_config
 from nbmci.ci.runner import Runner
-from nbmci.cli import main
 from nbmci.config import load_settings
 from tests.ci.conftest import RECORD_ACCURACY, notebook
+from tests.cli_helpers import run_cli
 
 pytestmark = pytest.mark.kernel
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_pass_and_failing_gate_with_junit_and_summary(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nbmci.api import Project
-from nbmci.cli import main
+from tests.cli_helpers import run_cli as run
 
 
 @pytest.fixture
@@ -30,16 +30,6 @@ def committed(in_project: Project, fitted: Any, iris: Any) -> Project:
 @pytest.fixture(autouse=True)
 def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps tables at 80 columns otherwise
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_log_json_has_the_documented_fields(committed: Project,
