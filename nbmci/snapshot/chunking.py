@@ -57,6 +57,8 @@ def average_rows(chunk_bytes: int, row_bytes: float) -> int:
 def cut_points(prints: np.ndarray, average: int) -> list[int]:
     """Exclusive end offsets of each chunk; the last one is ``len(prints)``.
 
+    ``prints`` is used as scratch space (it is overwritten).
+
     Chunks hold between ``average // 4`` and ``average * 4`` rows, except the last.
     """
     rows = len(prints)
@@ -64,10 +66,11 @@ def cut_points(prints: np.ndarray, average: int) -> list[int]:
     minimum, maximum = max(1, average // 4), max(2, average * 4)
     if rows <= minimum + WINDOW:
         return [rows]
-    sums = np.cumsum(prints, dtype=np.uint64)
+    # window[i] = prints[i] + ... + prints[i + WINDOW - 1], mixed; computed in place
+    sums = np.cumsum(prints, dtype=np.uint64, out=prints)
     window = sums[WINDOW - 1 :].copy()
-    window[1:] -= sums[: rows - WINDOW]
-    window *= _K1
+    np.subtract(window[1:], sums[: rows - WINDOW], out=window[1:])
+    np.multiply(window, _K1, out=window)
     bits = max(1, round(np.log2(max(2, average - minimum))))
     # a candidate cut after row i (exclusive end i + 1): the top bits of the mixed window are 0
     candidates = np.flatnonzero(window < np.uint64(1 << (64 - bits))) + WINDOW

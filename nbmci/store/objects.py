@@ -213,7 +213,8 @@ class ObjectStore:
         if not self.is_local:
             yield
             return
-        os.makedirs(self.root, mode=_DIR_MODE, exist_ok=True)
+        if not os.path.isdir(self.root):
+            os.makedirs(self.root, mode=_DIR_MODE, exist_ok=True)
         fd = os.open(os.path.join(self.root, ".gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                      0o600)
         try:
@@ -260,6 +261,7 @@ class ObjectWriter:
         self._pending: list[Future[None]] = []
         self._dirs: set[str] = set()
         self._tmps: set[str] = set()
+        self._shared_lock: contextlib.AbstractContextManager[None] | None = None
 
     def __enter__(self) -> ObjectWriter:
         return self
@@ -309,16 +311,19 @@ class ObjectWriter:
 
     def _reuse(self, path: str) -> bool:
         """Whether ``path`` exists and was kept from gc: its mtime is refreshed under the store's
-        shared lock, so a concurrent gc either sees it young or has already deleted it."""
+        shared lock (held until this writer closes), so a concurrent gc either sees it young
+        or has already deleted it."""
         if not os.path.exists(path):
             return False
-        with self.store.gc_lock(exclusive=False):
-            try:
-                os.utime(path)
-            except FileNotFoundError:
-                return False  # gc removed it just now: write it again
-            except PermissionError:
-                pass  # another user's object in a shared store; only gc cares about its age
+        if self._shared_lock is None:  # held until close: gc deletes nothing meanwhile
+            self._shared_lock = self.store.gc_lock(exclusive=False)
+            self._shared_lock.__enter__()
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return False  # gc removed it just now: write it again
+        except PermissionError:
+            pass  # another user's object in a shared store; only gc cares about its age
         return True
 
     def _ensure_directory(self, directory: str) -> None:
@@ -385,6 +390,9 @@ class ObjectWriter:
             self._pool.shutdown(wait=True)
             self._pool = None
         self._pending.clear()
+        if self._shared_lock is not None:
+            self._shared_lock.__exit__(None, None, None)
+            self._shared_lock = None
 
 
 def _write_all(fd: int, pieces: Sequence[Any]) -> None:
