@@ -84,10 +84,8 @@ def model_name(model: Any, name: str | None) -> str:
     if guessed is None:
         raise InvalidInputError("Cannot tell the model's name from here.",
                                 hint="Pass name='my-model'.")
-    candidate = guessed.lower().replace("_", "-") if not refs.is_valid_name(guessed) \
-        else guessed
     try:
-        return refs.validate_name(candidate)
+        return refs.name_for_variable(guessed)
     except InvalidInputError as exc:
         raise InvalidInputError(f"The variable name {guessed!r} is not a valid model name.",
                                 hint="Pass name='my-model'.") from exc

@@ -33,6 +33,20 @@ def validate_name(name: object, what: str = "model") -> str:
     return name
 
 
+def name_for_variable(variable: str) -> str:
+    """The model name a variable gives by default: itself, else lower-cased with '-' for '_'
+    (``X_clf`` -> ``x-clf``).
+
+    Raises:
+        InvalidNameError: not even that is a valid name.
+
+    Example: ``name_for_variable("best_model") == "best-model"``
+    """
+    if is_valid_name(variable):
+        return variable
+    return validate_name(variable.lower().replace("_", "-"))
+
+
 def validate_alias(alias: object) -> str:
     """Aliases follow the name rule, and may be neither a number nor ``latest``."""
     validate_name(alias, "alias")
