@@ -222,6 +222,10 @@ class Project:
             for r in self.registry.model_summaries()
         ]
 
+    def versions_without_ci(self) -> list[str]:
+        """Refs of every version that has no CI result yet (what ``nbmci ci`` runs)."""
+        return [f"{name}@{number}" for name, number in self.registry.versions_without_ci()]
+
     def load(self, ref: str | Ref, *, trust: bool = False) -> Any:
         """The model object of ``ref``; pickled models need ``trust=True``."""
         from nbmci.snapshot.serializers import load_model

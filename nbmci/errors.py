@@ -17,6 +17,7 @@ walking ``type(exc).__mro__``, so a new leaf needs no face change::
     ├── UnavailableError                    store or database unreachable, disk full, I/O error
     │     MissingDependencyError, StorageError
     └── FailedError                         an operation ran and failed
+          CancelledError
     NbmciWarning (UserWarning)
     └── PickleFallbackWarning
 """
@@ -178,6 +179,10 @@ class StorageError(UnavailableError):
     def __init__(self, message: str, *, hint: str | None = None, errno: int | None = None):
         super().__init__(message, hint=hint)
         self.errno = errno
+
+
+class CancelledError(FailedError):
+    """A long operation was stopped on request before it finished; nothing was recorded."""
 
 
 # -- warnings --------------------------------------------------------------------------------

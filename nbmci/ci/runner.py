@@ -23,7 +23,7 @@ from nbmci.ci.config import CIConfig, NotebookSpec
 from nbmci.ci.gates import GateResult
 from nbmci.ci.kernels import KernelPool, imported_modules
 from nbmci.digest import canonical_json, hash_bytes
-from nbmci.errors import InvalidInputError
+from nbmci.errors import CancelledError, InvalidInputError
 from nbmci.recording import numbers, read_records
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,12 @@ class Runner:
         self.listener = listener
         self._digests = {spec.name: hash_bytes(spec.path.read_bytes())
                          for spec in config.notebooks}
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Start no further notebooks (thread-safe). The running ones finish, then ``run``
+        raises CancelledError and records nothing."""
+        self._cancelled.set()
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -167,6 +173,9 @@ class Runner:
         started = time.perf_counter()
         jobs = self.plan(self.targets(refs), shard)
         outcomes = self._execute_all(jobs)
+        if self._cancelled.is_set():
+            raise CancelledError("CI was cancelled before every notebook ran; nothing was "
+                                 "recorded.", hint="Run it again to evaluate these versions.")
         report = CIReport()
         by_version: dict[tuple[str, int], list[Job]] = {}
         for job in jobs:
@@ -228,6 +237,9 @@ class Runner:
     def _run(self, job: Job, pool: KernelPool) -> NotebookOutcome:
         from nbmci.ci.execute import execute_notebook
 
+        if self._cancelled.is_set():
+            return NotebookOutcome(job.notebook.name, "error", {}, None,
+                                   {"reason": "cancelled"}, 0.0, False)
         self._notify("started", job, None)
         started = time.perf_counter()
         try:

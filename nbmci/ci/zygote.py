@@ -29,7 +29,8 @@ class Zygote:
     def __init__(self, modules: list[str], env: dict[str, str]) -> None:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "nbmci.ci.zygote", *modules], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+            start_new_session=True)  # an interrupt of the caller's group must not kill it
         self._lock = threading.Lock()
         assert self._process.stdout is not None
         if self._process.stdout.readline().strip() != "ready":

@@ -5,6 +5,7 @@
 
 Modules: ``magics`` (the magics), ``output`` (each result shown once, as its view),
 ``widgets`` (the views), ``render`` (what each view shows, as tables), ``markup`` (tables as
-HTML and text), ``status`` (what ``%mci_status`` reports), ``completion`` (Tab for model names
+HTML and text), ``status`` (what ``%mci_status`` reports), ``running`` (``%mci_ci``'s run on
+a thread of its own, its progress shown from the cell's), ``completion`` (Tab for model names
 and refs).
 """

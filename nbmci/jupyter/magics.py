@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import keyword
+import re
 import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from IPython.display import display
 
 import nbmci
 from nbmci import refs
-from nbmci.errors import ConflictError, InvalidInputError, NbmciError, UntrustedModelError
+from nbmci.errors import InvalidInputError, NbmciError, UntrustedModelError
 from nbmci.jupyter import completion, render, running, widgets
 from nbmci.jupyter.output import Output, VersionList
 from nbmci.jupyter.status import Status, read_status
@@ -56,9 +57,23 @@ def _one_line_errors(magic: Magic) -> Magic:
         try:
             return magic(self, line)
         except NbmciError as exc:
-            raise UsageError(str(exc)) from exc
+            hint = f" {_as_magics(exc.hint)}" if exc.hint else ""
+            raise UsageError(f"{exc.message}{hint}") from exc
 
     return run
+
+
+# CLI commands that core hints name -> the magic that does the same in a notebook (others,
+# like `nbmci fsck`, stay: they run as !nbmci fsck)
+_MAGIC_FOR = {"ci": "%mci_ci", "log": "%mci_log", "diff": "%mci_diff", "models": "%mci_status",
+              "publish": "%mci_publish", "rollback": "%mci_rollback"}
+_CLI_COMMAND = re.compile(r"`nbmci ([a-z]+)\b([^`]*)`")
+
+
+def _as_magics(hint: str) -> str:
+    """The hint as a notebook user acts on it: ``%mci_ci clf@3`` for ``nbmci ci clf@3``."""
+    return _CLI_COMMAND.sub(
+        lambda m: f"{_MAGIC_FOR[m[1]]}{m[2]}" if m[1] in _MAGIC_FOR else m[0], hint)
 
 
 @magics_class
@@ -242,12 +257,7 @@ class MciMagics(Magics):
         Example: %mci_publish clf@3
         """
         args = _parse(self.mci_publish, line)
-        try:
-            publication = nbmci.publish(args.ref, force=args.force)
-        except ConflictError as exc:  # the hint names the CLI; name the magics instead
-            raise UsageError(f"{exc.message} Run %mci_ci {args.ref}, or override with "
-                             f"%mci_publish {args.ref} --force (the override is recorded).") \
-                from exc
+        publication = nbmci.publish(args.ref, force=args.force)
         self._output.show(publication, widgets.PublicationView(publication))
         return publication
 
@@ -263,11 +273,7 @@ class MciMagics(Magics):
         Example: %mci_rollback clf
         """
         args = _parse(self.mci_rollback, line)
-        try:
-            publication = nbmci.rollback(args.name)
-        except ConflictError as exc:
-            raise UsageError(f"{exc.message} See %mci_log {args.name}; publish a version with "
-                             f"%mci_publish {args.name}@N.") from exc
+        publication = nbmci.rollback(args.name)
         self._output.show(publication, widgets.PublicationView(publication))
         return publication
 

@@ -6,9 +6,9 @@ message sent from another thread reaches the right cell only if ipykernel can te
 request it belongs to (ipykernel 7 guesses the last one; ipykernel 6 may send none, and
 nbclient and the frontends drop such messages). So the listener only queues the events.
 
-An interrupt (Kernel > Interrupt, or papermill's) stops the run: no further notebook starts,
-the ones running finish (the runner has no way to stop them), nothing is recorded and the cell
-fails with ``KeyboardInterrupt``. A second interrupt stops waiting for the running ones.
+An interrupt (Kernel > Interrupt, or papermill's) cancels the run: no further notebook starts,
+the ones running finish, nothing is recorded and the cell fails with ``KeyboardInterrupt``.
+A second interrupt stops waiting for the running ones.
 """
 
 from __future__ import annotations
@@ -29,22 +29,16 @@ T = TypeVar("T")
 _POLL = 0.1  # seconds between looks at the runner's thread when no event comes
 
 
-class _Stopped(Exception):
-    """Raised into the runner by its listener: the user interrupted the run."""
-
-
 class Events:
     """The runner's events, queued on its threads and applied to a view on this one."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[str, Job, NotebookOutcome | None]] = \
             queue.SimpleQueue()
-        self._stop = threading.Event()
+        self.on_stop: Callable[[], None] | None = None  # the runner's cancel
 
     def listener(self, event: str, job: Job, outcome: NotebookOutcome | None) -> None:
         """The runner's listener, called on its worker threads."""
-        if event == "started" and self._stop.is_set():
-            raise _Stopped("interrupted")  # this notebook does not run, and the run ends
         self._queue.put((event, job, outcome))
 
     def follow(self, work: Callable[[], T], view: CIProgress) -> T:
@@ -62,7 +56,8 @@ class Events:
         try:
             self._apply_until_done(thread, view)
         except KeyboardInterrupt:
-            self._stop.set()
+            if self.on_stop is not None:
+                self.on_stop()  # no further notebook starts; the run then records nothing
             view.stopping()
             self._apply_until_done(thread, view)  # a second interrupt ends the wait
             if "result" not in box:  # else every notebook had started: the run is complete
@@ -92,6 +87,7 @@ def run_ci(project: Project, refs: list[str], jobs: int | None) -> tuple[CIRepor
     config = load_ci_config(project.settings)
     events = Events()
     runner = Runner(project, config, jobs=jobs, listener=events.listener)
+    events.on_stop = runner.cancel
     targets = runner.targets(refs or None)  # unknown refs fail here, before anything shows
     if not targets:
         return CIReport(), None

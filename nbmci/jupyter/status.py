@@ -56,6 +56,6 @@ def read_status() -> Status:
                   if PRODUCTION in m.aliases]
     # the query `%mci_ci` (and `nbmci ci`) take their default targets from, so this list is
     # exactly what they would run
-    awaiting = [f"{name}@{number}" for name, number in project.registry.versions_without_ci()]
+    awaiting = project.versions_without_ci()
     return Status(str(settings.root), redact_url(settings.store_url),
                   redact_url(settings.registry_url), models, production, awaiting)

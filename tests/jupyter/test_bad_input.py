@@ -28,7 +28,9 @@ REF_RULE = "is not a valid reference"
 HOSTILE = ["../x", "..\\x", "/etc/passwd", "C:\\x", "%2e%2e%2f", "%252e%252e%252f",
            "a#/../../", "a?x=../", "a" * 65, "ｃｌｆ", "Clf"]
 HOSTILE_USES = [("%mci_commit clf --name '{}'", NAME_RULE), ("%mci_log '{}'", NAME_RULE),
-                ("%mci_checkout '{}@1'", REF_RULE), ("%mci_diff '{}@1' clf@2", REF_RULE)]
+                ("%mci_checkout '{}@1'", REF_RULE), ("%mci_diff '{}@1' clf@2", REF_RULE),
+                ("%mci_ci clf@1 '{}@1'", REF_RULE), ("%mci_publish '{}@1'", REF_RULE),
+                ("%mci_rollback '{}'", NAME_RULE)]
 
 BAD_INPUT = [
     ("%mci_commit clf --name {nul}", NAME_RULE),
@@ -56,6 +58,14 @@ BAD_INPUT = [
     ("%mci_checkout clf@0", "version numbers start at 1"),
     ("%mci_checkout clf@1 --as ../x", "--as takes a variable name"),
     ("%mci_status now", "unrecognized arguments: now"),
+    ("%mci_ci", "No evaluation notebooks are configured. Add notebooks = "),
+    ("%mci_ci -j 0", "-j/--jobs must be between 1 and 64, not 0."),
+    ("%mci_ci --shard 1/2", "unrecognized arguments: --shard"),
+    ("%mci_publish", "the following arguments are required: REF"),
+    ("%mci_publish nope@1", "Model 'nope' not found"),
+    ("%mci_publish clf@1 --force", "Model 'clf' not found"),
+    ("%mci_rollback", "the following arguments are required: NAME"),
+    ("%mci_rollback nope", "Model 'nope' not found"),
 ]
 
 

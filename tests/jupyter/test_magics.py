@@ -185,6 +185,10 @@ def test_status_shows_the_registry_and_production_versions(kernel: Kernel,
     assert str(kernel.root) in status
     row = next(line for line in status.splitlines() if line.strip().startswith("clf"))
     assert row.split()[:5] == ["clf", "2", "clf@2", "clf@1", "clf@2"]
+    production = status[status.index("Production:"):].splitlines()
+    assert production[2].split() == ["clf", "clf@1", "—", "baseline"]  # CI has not run
+    awaiting = status[status.index("Awaiting CI (2 versions):"):].splitlines()
+    assert awaiting[2].split() == ["clf", "2", "2:", "clf@1", "…", "clf@2"]
     assert stdout(cells[1]).strip() == "1"
 
 
@@ -200,7 +204,7 @@ def test_a_result_shows_once_and_again_when_asked(kernel: Kernel) -> None:
 
 
 @pytest.mark.parametrize("magic", ["mci_commit", "mci_log", "mci_diff", "mci_checkout",
-                                   "mci_status"])
+                                   "mci_status", "mci_ci", "mci_publish", "mci_rollback"])
 def test_every_magic_has_help_with_usage(kernel: Kernel, magic: str) -> None:
     text = kernel.inspect(f"%{magic}")
     usage = text[text.index("::"):].split("\n")[2].strip()
@@ -218,6 +222,11 @@ def test_tab_completes_model_names_and_refs(kernel: Kernel, registry: Project) -
     assert kernel.complete("%mci_diff clf@1 clf@l") == ["clf@latest"]
     assert kernel.complete("%mci_log ") == ["clf"]
     assert kernel.complete("%mci_commit clf --name c") == ["clf"]
+    assert kernel.complete("%mci_ci clf@1 clf@") == ["clf@2", "clf@1", "clf@latest",
+                                                    "clf@production"]
+    assert "clf" not in kernel.complete("%mci_ci -j ")  # a number, not a ref
+    assert kernel.complete("%mci_publish clf@l") == ["clf@latest"]
+    assert kernel.complete("%mci_rollback c") == ["clf"]
 
 
 def test_tab_creates_no_registry(kernel: Kernel) -> None:
