@@ -355,19 +355,11 @@ def _model_name(variable: str, name: str | None) -> str:
     needs it (as ``nbmci.commit`` does for the variable it is passed)."""
     if name is not None:
         return name
-    candidate = variable if _is_model_name(variable) else variable.lower().replace("_", "-")
-    if not _is_model_name(candidate):
-        raise UsageError(f"The variable name {variable!r} is not a valid model name: "
-                         "give one with --name, like --name my-model.")
-    return candidate
-
-
-def _is_model_name(text: str) -> bool:
     try:
-        refs.validate_name(text)
+        return refs.name_for_variable(variable)
     except InvalidInputError:
-        return False
-    return True
+        raise UsageError(f"The variable name {variable!r} is not a valid model name: "
+                         "give one with --name, like --name my-model.") from None
 
 
 # -- reads -------------------------------------------------------------------------------------
