@@ -455,6 +455,15 @@ def demo(directory: str | None) -> None:
     run_demo(Path(directory) if directory else None, _console())
 
 
+def _register_serve() -> None:
+    from nbmci.serve.command import serve
+
+    app.add_command(serve)
+
+
+_register_serve()
+
+
 def _fail(message: str, code: int) -> None:
     err = _console(stderr=True)
     err.print(f"[red]error:[/red] {_escape(message)}", soft_wrap=True)

@@ -1,0 +1,225 @@
+"""``nbmci serve`` against ``mlflow models serve`` and the HTTP floor, side by side, with wrk.
+
+    python -m benchmarks.bench_serve                 # 10 s per run, 1/16/64 connections
+    python -m benchmarks.bench_serve --duration 3    # quicker
+
+Models: LogisticRegression on scikit-learn's breast_cancer data and a 100-tree RandomForest.
+Every request is one row. The HTTP floor is a bare uvicorn[standard] route that parses the same
+JSON body with orjson and returns a constant. Budgets (issue 5): at 16 and 64 connections
+nbmci's throughput >= 20x MLflow's and >= 0.5x the floor's; p99 <= 0.1x MLflow's at every
+concurrency. Served rows/s are also shown as a fraction of in-process ``predict`` throughput.
+MLflow runs from its own venv (``--mlflow-python``, default /work/mlflow-venv/bin/python).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+CONNECTIONS = (1, 16, 64)
+FLOOR = """
+import orjson
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    orjson.loads(body)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"predictions": [0]}'})
+"""
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[{body}]==]
+"""
+MLFLOW_SAVE = """
+import sys, skops.io as sio, mlflow.sklearn
+data = open(sys.argv[1], "rb").read()
+model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+mlflow.sklearn.save_model(model, sys.argv[2],
+                          skops_trusted_types=sio.get_untrusted_types(data=data))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up within {timeout} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def wrk(url: str, body: str, connections: int, duration: float, workdir: Path) -> dict[str, float]:
+    script = workdir / "post.lua"
+    script.write_text(LUA.format(body=body))
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True, check=True,
+                         timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else -1,
+            "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+            "socket_errors": errors.group(0) if errors else ""}  # type: ignore[dict-item]
+
+
+def make_project(directory: Path) -> tuple[Any, list[float]]:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from nbmci import api
+
+    directory.mkdir(parents=True)
+    project = api.init(directory)
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    models = {"logreg": LogisticRegression(max_iter=5000).fit(X, y),
+              "forest": RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y)}
+    for name, model in models.items():
+        project.commit(model, {"X_train": X, "y_train": y}, name=name)
+        project.publish(f"{name}@1", force=True)
+    return project, X.iloc[0].tolist()
+
+
+def in_process_rows_per_s(model: Any, columns: list[str], row: list[float]) -> float:
+    import pandas as pd
+
+    frame = pd.DataFrame([row], columns=columns)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < 1.0:
+        model.predict(frame)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    project, row = make_project(work / "project")
+    results: list[dict[str, Any]] = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBMCI_")}
+    floor_file = work / "floor.py"
+    floor_file.write_text(FLOOR)
+    for name in ("logreg", "forest"):
+        version = project.show(f"{name}@1")
+        columns = [i["name"] for i in version.signature["inputs"]]
+        body = json.dumps({"dataframe_split": {"columns": columns, "data": [row]}})
+        predict_rps = in_process_rows_per_s(project.load(f"{name}@1"), columns, row)
+        blob = work / f"{name}.skops"
+        blob.write_bytes(project.store.get(version.model.digest))
+        mlflow_dir = work / f"mlflow-{name}"
+        subprocess.run([args.mlflow_python, "-c", MLFLOW_SAVE, str(blob), str(mlflow_dir)],
+                       check=True, timeout=300)
+        servers = {
+            "nbmci": ([sys.executable, "-c", "import sys; from nbmci.serve.command import "
+                       "serve; serve(sys.argv[1:])", "--model", name, "--log-level", "warning",
+                       "--port"], "/v2/health/ready", "/invocations", work / "project"),
+            "mlflow": ([str(Path(args.mlflow_python).parent / "mlflow"), "models", "serve",
+                        "-m", str(mlflow_dir), "--env-manager", "local", "-h", "127.0.0.1",
+                        "-p"], "/ping", "/invocations", work),
+            "floor": ([sys.executable, "-m", "uvicorn", "floor:app", "--log-level", "warning",
+                       "--no-access-log", "--port"], None, "/", work),
+        }
+        for peer, (command, ready, path, cwd) in servers.items():
+            if peer == "floor" and name != "logreg":
+                continue
+            port = free_port()
+            # mlflow starts `uvicorn` from PATH: its own venv's
+            path = f"{Path(command[0]).parent}{os.pathsep}{env.get('PATH', '')}"
+            proc = subprocess.Popen([*command, str(port)], cwd=cwd, env={**env, "PATH": path},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                wait_http(url + (ready or "/"), proc) if ready else time.sleep(2)
+                wrk(url + path, body, 1, 1, work)  # warm-up
+                for connections in CONNECTIONS:
+                    stats = wrk(url + path, body, connections, args.duration, work)
+                    results.append({"model": name, "server": peer, "connections": connections,
+                                    "predict_rps": predict_rps, **stats})
+                    print(f"{name:7} {peer:7} c={connections:<3} {stats['rps']:9.0f} req/s "
+                          f"p99 {stats['p99_ms']:8.2f} ms non-2xx {stats['non2xx']:.0f}",
+                          flush=True)
+            finally:
+                stop(proc)
+    project.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    def find(model: str, server: str, c: int) -> dict[str, Any] | None:
+        model = "logreg" if server == "floor" else model
+        return next((r for r in results if r["model"] == model and r["server"] == server
+                     and r["connections"] == c), None)
+
+    print("\n| model | conns | nbmci req/s | mlflow req/s | floor req/s | x mlflow (>=20) | "
+          "x floor (>=0.5) | nbmci p99 ms | mlflow p99 ms | p99 ratio (<=0.1) | "
+          "rows/s vs predict |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for model in ("logreg", "forest"):
+        for c in CONNECTIONS:
+            n, m, f = find(model, "nbmci", c), find(model, "mlflow", c), find(model, "floor", c)
+            if not n or not m or not f:
+                continue
+            print(f"| {model} | {c} | {n['rps']:.0f} | {m['rps']:.0f} | {f['rps']:.0f} | "
+                  f"{n['rps'] / m['rps']:.1f} | {n['rps'] / f['rps']:.2f} | {n['p99_ms']:.2f} | "
+                  f"{m['p99_ms']:.2f} | {n['p99_ms'] / m['p99_ms']:.3f} | "
+                  f"{n['rps'] / n['predict_rps']:.2f} |")
+    bad = [r for r in results if r["non2xx"]]
+    if bad:
+        print(f"\nNon-2xx answers in {len(bad)} runs: "
+              f"{[(r['model'], r['server'], r['connections']) for r in bad]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--mlflow-python", default="/work/mlflow-venv/bin/python")
+    report(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

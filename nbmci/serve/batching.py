@@ -1,0 +1,164 @@
+"""Adaptive micro-batching: concurrent requests for one model share one ``predict`` call.
+
+One worker task per model takes whatever queued while the previous ``predict`` ran (up to
+``max_batch`` rows), optionally waits ``max_wait`` seconds for more, and runs ``predict`` in the
+thread pool. At low load a request waits for nobody; under load batches grow by themselves.
+Requests keep the ``LiveModel`` they started with: a batch is split where the model changes, so
+requests admitted before a swap are answered by the old version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from nbmci.errors import FailedError, UnavailableError
+from nbmci.serve.host import LiveModel
+
+logger = logging.getLogger(__name__)
+
+
+class OverloadedError(UnavailableError):
+    def __init__(self, name: str, queued: int) -> None:
+        super().__init__(f"Model '{name}' has {queued} rows waiting; the request was not queued.",
+                         hint="Retry after a moment, or run more replicas.")
+
+
+class PredictTimeoutError(UnavailableError):
+    def __init__(self, ref: str, timeout: float) -> None:
+        super().__init__(f"{ref} did not answer within {timeout:g} s.",
+                         hint="Send fewer rows per request, or raise `nbmci serve --timeout`.")
+
+
+class PredictFailedError(FailedError):
+    def __init__(self, ref: str, exc: BaseException) -> None:
+        super().__init__(f"{ref} failed on this input: {type(exc).__name__}: {exc}",
+                         hint="Check the values against the model's metadata "
+                              "(GET /v2/models/NAME).")
+
+
+@dataclass(eq=False)
+class _Job:
+    live: LiveModel
+    rows: np.ndarray
+    future: asyncio.Future[np.ndarray]
+
+
+BatchObserver = Callable[[str, int], None]
+
+
+class MicroBatcher:
+    def __init__(self, *, max_batch: int = 64, max_wait: float = 0.0, max_queue: int = 4096,
+                 timeout: float = 30.0, observe: BatchObserver | None = None) -> None:
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.max_queue = max_queue
+        self.timeout = timeout
+        self._observe = observe
+        self._queues: dict[str, asyncio.Queue[_Job]] = {}
+        self._queued: dict[str, int] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    async def predict(self, live: LiveModel, rows: np.ndarray) -> np.ndarray:
+        """Predictions for ``rows`` from ``live``, batched with concurrent requests."""
+        name = live.name
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = asyncio.Queue()
+            self._queued[name] = 0
+            self._workers[name] = asyncio.create_task(self._work(name, queue),
+                                                      name=f"nbmci-batch-{name}")
+        if self._queued[name] + len(rows) > self.max_queue and self._queued[name]:
+            raise OverloadedError(name, self._queued[name])
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self._queued[name] += len(rows)
+        queue.put_nowait(_Job(live, rows, future))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        except TimeoutError:
+            future.cancel()
+            raise PredictTimeoutError(live.ref, self.timeout) from None
+
+    async def close(self) -> None:
+        for task in self._workers.values():
+            task.cancel()
+        for task in self._workers.values():
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._workers.clear()
+        self._queues.clear()
+
+    async def _collect(self, queue: asyncio.Queue[_Job]) -> list[_Job]:
+        batch = [await queue.get()]
+        size = len(batch[0].rows)
+        while size < self.max_batch and not queue.empty():
+            batch.append(queue.get_nowait())
+            size += len(batch[-1].rows)
+        if self.max_wait > 0 and size < self.max_batch:
+            deadline = asyncio.get_running_loop().time() + self.max_wait
+            while size < self.max_batch:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+                size += len(batch[-1].rows)
+        return batch
+
+    async def _work(self, name: str, queue: asyncio.Queue[_Job]) -> None:
+        while True:
+            batch = await self._collect(queue)
+            self._queued[name] -= sum(len(j.rows) for j in batch)
+            jobs = [j for j in batch if not j.future.done()]  # timed-out requests are skipped
+            for group in _split_by_model(jobs):
+                await self._run(group)
+
+    async def _run(self, jobs: list[_Job]) -> None:
+        live = jobs[0].live
+        matrix = jobs[0].rows if len(jobs) == 1 else np.concatenate([j.rows for j in jobs])
+        if self._observe is not None:
+            self._observe(live.name, len(matrix))
+        try:
+            predicted = await asyncio.to_thread(live.predict, matrix)
+            if predicted.shape[:1] != (len(matrix),):
+                raise ValueError(f"{len(matrix)} rows gave predictions of shape "
+                                 f"{predicted.shape}")
+        except Exception as exc:
+            if len(jobs) > 1:  # one bad request must not fail its neighbours: retry alone
+                for job in jobs:
+                    await self._run([job])
+                return
+            logger.warning("%s failed on a request: %s", live.ref, exc)
+            _settle(jobs[0], exc=PredictFailedError(live.ref, exc))
+            return
+        start = 0
+        for job in jobs:
+            _settle(job, predicted[start:start + len(job.rows)])
+            start += len(job.rows)
+
+
+def _settle(job: _Job, result: np.ndarray | None = None, exc: BaseException | None = None) -> None:
+    if job.future.done():
+        return
+    if exc is not None:
+        job.future.set_exception(exc)
+    else:
+        job.future.set_result(result)  # type: ignore[arg-type]
+
+
+def _split_by_model(jobs: list[_Job]) -> list[list[_Job]]:
+    groups: list[list[_Job]] = []
+    for job in jobs:
+        if groups and groups[-1][0].live is job.live:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups

@@ -1,0 +1,317 @@
+"""ModelHost: follow each model's ``production`` alias, load, smoke-test, swap atomically.
+
+No web code here. The host polls the registry; when an alias moves it loads the new version
+beside the live one (through ``Project.load``, the trust choke point, which verifies the
+digest), predicts on the example rows stored with the version, and only then replaces the live
+entry. Requests hold a reference to the ``LiveModel`` they started with, so in-flight requests
+finish on the old model and the old model is freed with its last reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nbmci.api import PRODUCTION, Project
+from nbmci.errors import (
+    ConflictError,
+    FailedError,
+    NbmciError,
+    NotFoundError,
+    UntrustedModelError,
+)
+from nbmci.results import Version
+
+logger = logging.getLogger(__name__)
+
+
+class SmokeTestFailedError(FailedError):
+    """A loaded version failed to predict on its own example rows; it never went live."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        super().__init__(f"{ref} failed its smoke test: {reason}; the live version keeps serving.",
+                         hint=f"Check the model with `nbmci.load('{ref}')` in a notebook.")
+        self.ref = ref
+        self.reason = reason
+
+
+class ModelNotServedError(NotFoundError):
+    def __init__(self, name: str, served: Iterable[str], version: int | None = None) -> None:
+        what = f"Version {version} of model '{name}'" if version else f"Model '{name}'"
+        listed = ", ".join(sorted(served)) or "none yet"
+        super().__init__(f"{what} is not being served. Served models: {listed}.",
+                         hint="Publish a version with `nbmci publish NAME@N`.")
+        self.name = name
+
+
+class ReloadInProgressError(ConflictError):
+    def __init__(self) -> None:
+        super().__init__("reload_in_progress: another reload is running.",
+                         hint="Retry when it finishes; the alias is followed anyway.")
+
+
+@dataclass(frozen=True, eq=False)
+class LiveModel:
+    """One loaded, smoke-tested version and what serving needs to call it."""
+
+    name: str
+    version: int
+    model: Any
+    features: tuple[str, ...]  # input names in the order the model takes them
+    dtypes: tuple[str, ...]
+    output: str  # name of the prediction output
+    allow_nan: bool
+    class_name: str
+    frame_columns: tuple[str, ...] | None  # the model was fit on a DataFrame with these names
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """Predictions for a 2-D float matrix whose columns are ``features``."""
+        X: Any = matrix
+        if self.frame_columns is not None:
+            import pandas as pd
+
+            X = pd.DataFrame(matrix, columns=list(self.frame_columns), copy=False)
+        return np.asarray(self.model.predict(X))
+
+
+@dataclass
+class ModelState:
+    """What the host knows about one model, for readiness and the status route."""
+
+    target: int | None = None  # where production points
+    failed: dict[int, str] = field(default_factory=dict)  # version -> why it never went live
+
+
+@dataclass(frozen=True)
+class SwapEvent:
+    name: str
+    kind: str  # "swapped" | "failed" | "removed"
+    version: int | None
+    previous: int | None = None
+    reason: str | None = None
+
+
+Listener = Callable[[SwapEvent], None]
+
+
+def _allow_nan(model: Any) -> bool:
+    try:
+        return bool(model.__sklearn_tags__().input_tags.allow_nan)
+    except Exception:  # not a scikit-learn estimator, or an older one: be strict
+        return False
+
+
+def describe(version: Version, model: Any) -> LiveModel:
+    """The serving view of a loaded model, from its signature."""
+    inputs = version.signature.get("inputs") or []
+    names = tuple(str(i["name"]) for i in inputs)
+    dtypes = tuple(str(i.get("dtype", "float64")) for i in inputs)
+    if not names:
+        width = int(getattr(model, "n_features_in_", 0) or 0)
+        names, dtypes = tuple(f"f{i}" for i in range(width)), ("float64",) * width
+    fitted = getattr(model, "feature_names_in_", None)
+    frame_columns = tuple(str(c) for c in fitted) if fitted is not None else None
+    if frame_columns is not None and set(frame_columns) != set(names):
+        names, dtypes = frame_columns, ("float64",) * len(frame_columns)
+    outputs = version.signature.get("outputs") or []
+    output = str(outputs[0]["name"]) if outputs else "predict"
+    return LiveModel(version.name, version.version, model, names, dtypes, output,
+                     _allow_nan(model), version.model.class_name, frame_columns)
+
+
+def example_matrix(version: Version, live: LiveModel) -> np.ndarray:
+    """The example rows stored with the version, in the model's feature order."""
+    example = version.signature.get("example") or {}
+    columns, rows = example.get("columns") or [], example.get("rows") or []
+    if not rows:
+        if not live.features:
+            raise SmokeTestFailedError(version.ref, "it has no signature and no example rows")
+        return np.zeros((1, len(live.features)))
+    order = [list(map(str, columns)).index(f) for f in live.features] if columns else None
+    matrix = np.asarray(rows, dtype=np.float64)
+    return matrix[:, order] if order is not None else matrix
+
+
+def smoke_test(version: Version, live: LiveModel) -> None:
+    """Predict on the stored example rows; any error or a wrong-length answer fails."""
+    try:
+        matrix = example_matrix(version, live)
+        predicted = live.predict(matrix)
+    except SmokeTestFailedError:
+        raise
+    except Exception as exc:
+        raise SmokeTestFailedError(version.ref, f"{type(exc).__name__}: {exc}") from exc
+    if predicted.shape[:1] != (matrix.shape[0],):
+        raise SmokeTestFailedError(
+            version.ref, f"{matrix.shape[0]} rows gave predictions of shape {predicted.shape}")
+    if predicted.dtype.kind == "f" and not np.isfinite(predicted).all():
+        raise SmokeTestFailedError(version.ref, "it predicted NaN or infinity on example rows")
+
+
+class ModelHost:
+    """Keeps the production version of each served model loaded and swaps it when it moves.
+
+    Example::
+
+        host = ModelHost(Project.open(), poll_interval=1.0)
+        host.start()                      # follows the aliases in a background thread
+        live = host.get("clf")            # the LiveModel a request should use
+    """
+
+    def __init__(self, project: Project, names: Iterable[str] = (), *,
+                 trust_pickle: bool = False, poll_interval: float = 1.0,
+                 listener: Listener | None = None) -> None:
+        self.project = project
+        self.names = tuple(names)
+        self.trust_pickle = trust_pickle
+        self.poll_interval = poll_interval
+        self._listeners: list[Listener] = [listener] if listener else []
+        self._live: dict[str, LiveModel] = {}  # replaced whole, never mutated: atomic swaps
+        self._states: dict[str, ModelState] = {}
+        self._sync_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.polls = 0
+
+    # -- reads (any thread) ----------------------------------------------------------------
+
+    @property
+    def live(self) -> dict[str, LiveModel]:
+        return self._live
+
+    @property
+    def is_ready(self) -> bool:
+        """True once at least one model passed its smoke test and is serving."""
+        return bool(self._live)
+
+    def get(self, name: str, version: int | None = None) -> LiveModel:
+        live = self._live.get(name)
+        if live is None or (version is not None and live.version != version):
+            raise ModelNotServedError(name, self._live, version)
+        return live
+
+    def state(self, name: str) -> ModelState:
+        return self._states.setdefault(name, ModelState())
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    # -- the follower --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Follow the aliases in a daemon thread; the first sync runs there too."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._follow, name="nbmci-serve-host",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._sync_lock:
+                    self._sync(retry_failed=False)
+            except NbmciError as exc:  # registry down: keep serving what is loaded
+                logger.warning("reading the registry failed: %s", exc)
+            except Exception:
+                logger.exception("the alias follower hit a bug; it keeps running")
+            self._stop.wait(self.poll_interval)
+
+    def reload(self, names: Iterable[str] | None = None) -> dict[str, int | None]:
+        """Sync now (also retrying versions that failed); 409 if a sync is already running."""
+        only = tuple(names) if names else None
+        if not self._sync_lock.acquire(blocking=False):
+            raise ReloadInProgressError()
+        try:
+            self._sync(retry_failed=True, only=only)
+        finally:
+            self._sync_lock.release()
+        return {n: (m.version if m else None) for n in (only or tuple(self._live))
+                for m in [self._live.get(n)]}
+
+    def _targets(self) -> dict[str, int | None]:
+        summaries = {s["name"]: s["aliases"].get(PRODUCTION)
+                     for s in self.project.registry.model_summaries()}
+        if self.names:
+            return {n: summaries.get(n) for n in self.names}
+        return {n: t for n, t in summaries.items() if t is not None or n in self._live}
+
+    def _sync(self, *, retry_failed: bool, only: tuple[str, ...] | None = None) -> None:
+        self.polls += 1
+        for name, target in self._targets().items():
+            if only is not None and name not in only:
+                continue
+            state = self.state(name)
+            state.target = target
+            live = self._live.get(name)
+            if target is None:
+                if live is not None:
+                    logger.warning("%s has no production version any more; %s keeps serving",
+                                   name, live.ref)
+                continue
+            if live is not None and live.version == target:
+                continue
+            if target in state.failed and not retry_failed:
+                continue
+            self._bring_up(name, target, live)
+
+    def _bring_up(self, name: str, target: int, live: LiveModel | None) -> None:
+        ref = f"{name}@{target}"
+        started = time.perf_counter()
+        try:
+            candidate = self._load(ref)
+        except NbmciError as exc:
+            reason = str(exc)
+            self.state(name).failed[target] = reason
+            logger.error("%s did not go live: %s", ref, reason)
+            self._emit(SwapEvent(name, "failed", target, live.version if live else None, reason))
+            return
+        except Exception as exc:  # a loader bug or an out-of-memory: never take the old one down
+            reason = f"{type(exc).__name__}: {exc}"
+            self.state(name).failed[target] = reason
+            logger.exception("%s did not go live", ref)
+            self._emit(SwapEvent(name, "failed", target, live.version if live else None, reason))
+            return
+        self._live = {**self._live, name: candidate}  # the one atomic step
+        self.state(name).failed.pop(target, None)
+        logger.info("%s is live (was %s), loaded in %.3fs", ref, live.ref if live else "none",
+                    time.perf_counter() - started)
+        self._emit(SwapEvent(name, "swapped", target, live.version if live else None))
+
+    def _load(self, ref: str) -> LiveModel:
+        version = self.project.show(ref)
+        if not version.model.trusted and not self.trust_pickle:
+            raise UntrustedModelError(
+                f"Model '{ref}' is stored as a pickle ({version.model.format}); the server does "
+                "not load pickles by default because loading one can run arbitrary code.",
+                hint="Restart with `nbmci serve --trust-pickle` if you trust its author, or "
+                     "re-commit it in a safe format (skops for scikit-learn).")
+        model = self.project.load(ref, trust=self.trust_pickle)
+        live = describe(version, model)
+        smoke_test(version, live)
+        return live
+
+    def _emit(self, event: SwapEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("a swap listener failed")

@@ -1,0 +1,78 @@
+"""``nbmci serve`` as a process: SIGTERM drains (SV-05) and a second SIGTERM exits now."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.serve.conftest import commit, fit, load_loop, wait_for
+
+RUN = "import sys; from nbmci.serve.command import serve; serve(sys.argv[1:])"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+@pytest.fixture
+def start(project: Any, iris_frame: Any, python: str) -> Any:
+    X, y = iris_frame
+    commit(project, fit(X, y), X, y)
+    project.publish("iris@1", force=True)
+    started: list[subprocess.Popen[bytes]] = []
+
+    def run(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NBMCI_")}
+        proc = subprocess.Popen([python, "-c", RUN, "--port", str(port), "--log-level",
+                                 "warning", "--poll-interval", "0.2", *args],
+                                cwd=project.settings.root, env=env)
+        started.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _status(f"{url}/v2/health/ready") == 200 or proc.poll() is not None,
+                 timeout=60, step=0.1)
+        assert proc.poll() is None, "nbmci serve exited at start"
+        return proc, url
+
+    yield run
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_sv05_sigterm_turns_unready_then_drains_cleanly(start: Any) -> None:
+    proc, url = start("--drain", "1.5")
+    with load_loop(url) as seen:
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        wait_for(lambda: _status(f"{url}/v2/health/ready") == 503, timeout=1.0)
+        assert time.monotonic() - sent < 1.5
+        assert proc.wait(20) == 0
+    statuses = {s for s, _ in seen}
+    assert 200 in statuses
+    assert not {s for s in statuses if s >= 500}, seen[-5:]
+
+
+def test_sv05_a_second_sigterm_exits_at_once(start: Any) -> None:
+    proc, url = start("--drain", "60")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: _status(f"{url}/v2/health/ready") == 503, timeout=2.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0

@@ -1,0 +1,100 @@
+"""Both protocols, metadata, health, metrics and OpenAPI against a live server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+
+
+@pytest.fixture(scope="module")
+def client(serving: Any) -> Any:
+    _, running = serving
+    with running.client() as http:
+        yield http
+
+
+def test_health_live_and_ready(client: Any) -> None:
+    assert client.get("/v2/health/live").json() == {"live": True}
+    ready = client.get("/v2/health/ready")
+    assert ready.status_code == 200 and ready.json() == {"ready": True}
+    assert client.get("/v2/models/iris/ready").json() == {"name": "iris", "ready": True}
+    assert client.get("/v2/models/iris/versions/1/ready").status_code == 200
+    assert client.get("/ping").status_code == 200
+    assert client.get("/v2").json()["name"] == "nbmci"
+
+
+def test_v2_metadata_comes_from_the_signature(client: Any) -> None:
+    meta = client.get("/v2/models/iris").json()
+    assert meta["name"] == "iris" and meta["versions"] == ["1"]
+    assert [i["name"] for i in meta["inputs"]] == FEATURES
+    assert {i["datatype"] for i in meta["inputs"]} == {"FP64"}
+    assert all(i["shape"] == [-1] for i in meta["inputs"])
+    assert client.get("/v2/models/iris/versions/1").status_code == 200
+    assert client.get("/v2/models/iris/versions/7").status_code == 404
+
+
+def test_v2_infer_with_one_2d_tensor(client: Any) -> None:
+    body = {"id": "r1", "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64",
+                                    "data": [ROW, [6.7, 3.0, 5.2, 2.3]]}]}
+    answer = client.post("/v2/models/iris/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    assert out["model_name"] == "iris" and out["model_version"] == "1" and out["id"] == "r1"
+    assert out["outputs"][0]["shape"] == [2] and out["outputs"][0]["data"] == [0, 2]
+    assert out["outputs"][0]["datatype"] == "INT64"
+    assert answer.headers["x-model-version"] == "1"
+
+
+def test_v2_infer_with_one_tensor_per_input_flat_data(client: Any) -> None:
+    inputs = [{"name": n, "shape": [1], "datatype": "FP64", "data": [v]}
+              for n, v in reversed(list(zip(FEATURES, ROW, strict=True)))]
+    answer = client.post("/v2/models/iris/versions/1/infer", json={"inputs": inputs})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["data"] == [0]
+    flat = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [5, 3, 1, 0]}]}
+    assert client.post("/v2/models/iris/infer", json=flat).status_code == 200
+
+
+@pytest.mark.parametrize("body", [
+    {"dataframe_split": {"columns": FEATURES, "data": [ROW]}},
+    {"dataframe_split": {"columns": list(reversed(FEATURES)), "data": [ROW[::-1]]}},
+    {"dataframe_records": [dict(zip(FEATURES, ROW, strict=True))]},
+    {"instances": [ROW]},
+    {"instances": [dict(zip(FEATURES, ROW, strict=True))]},
+    {"inputs": [ROW]},
+    {"inputs": {f: [v] for f, v in zip(FEATURES, ROW, strict=True)}},
+])
+def test_mlflow_invocations_formats(client: Any, body: dict[str, Any]) -> None:
+    answer = client.post("/invocations", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [0]}
+    assert answer.headers["x-model-version"] == "1"
+
+
+def test_mlflow_invocations_csv_and_model_query(client: Any) -> None:
+    csv = ",".join(FEATURES) + "\n" + ",".join(map(str, ROW)) + "\n6.7,3.0,5.2,2.3\n"
+    answer = client.post("/invocations?model=iris", content=csv,
+                         headers={"content-type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [0, 2]}
+
+
+def test_metrics_count_requests_versions_and_batches(client: Any) -> None:
+    client.post("/invocations", json={"instances": [ROW]})
+    text = client.get("/metrics").text
+    assert 'nbmci_requests_total{model="iris",protocol="mlflow",status="200",version="1"}' in text
+    assert 'nbmci_request_seconds_bucket{le="0.001",model="iris",status="200",version="1"}' \
+        in text
+    assert "nbmci_batch_rows_count" in text
+    assert 'nbmci_live_version{model="iris"} 1.0' in text
+    assert 'nbmci_swaps_total{model="iris"} 1.0' in text
+
+
+def test_openapi_lists_the_routes(client: Any) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/v2/models/{name}/infer", "/invocations", "/metrics"} <= set(spec["paths"])
