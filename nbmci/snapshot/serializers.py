@@ -131,7 +131,7 @@ def canonical_skops(data: bytes) -> bytes:
         for info in source.infolist():
             name = info.filename
             if name == "schema.json":
-                payload = json.dumps(renamed, indent=2).encode()
+                payload = json.dumps(renamed, separators=(",", ":")).encode()
             else:
                 payload = source.read(info)
                 stem = name[:-4]
