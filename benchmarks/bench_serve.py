@@ -168,8 +168,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 continue
             port = free_port()
             # mlflow starts `uvicorn` from PATH: its own venv's
-            path = f"{Path(command[0]).parent}{os.pathsep}{env.get('PATH', '')}"
-            proc = subprocess.Popen([*command, str(port)], cwd=cwd, env={**env, "PATH": path},
+            search = f"{Path(command[0]).parent}{os.pathsep}{env.get('PATH', '')}"
+            proc = subprocess.Popen([*command, str(port)], cwd=cwd, env={**env, "PATH": search},
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 url = f"http://127.0.0.1:{port}"
