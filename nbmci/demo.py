@@ -77,15 +77,99 @@ def _journey(project: Any, console: Any) -> None:
     first = commit(RandomForestClassifier(n_estimators=50, random_state=0), "baseline forest")
     _cli(console, "ci", first.ref)
     _cli(console, "publish", first.ref)
-    second = commit(RandomForestClassifier(n_estimators=200, random_state=0), "more trees")
-    third = commit(DecisionTreeClassifier(max_depth=1), "a stump: too simple")
-    _cli(console, "ci")  # every version without a CI result: the two new ones
-    _cli(console, "publish", second.ref)
-    _cli(console, "publish", third.ref)  # refused: it failed its gates
-    _cli(console, "rollback", "clf")
+    server = Server(project.settings.root, console)
+    try:
+        server.predict(list(X_train.columns), X_train.iloc[0].tolist())
+        second = commit(RandomForestClassifier(n_estimators=200, random_state=0), "more trees")
+        third = commit(DecisionTreeClassifier(max_depth=1), "a stump: too simple")
+        _cli(console, "ci")  # every version without a CI result: the two new ones
+        _cli(console, "publish", second.ref)
+        server.wait_for(2)
+        _cli(console, "publish", third.ref)  # refused: it failed its gates
+        _cli(console, "rollback", "clf")
+        server.wait_for(1)
+    finally:
+        server.stop()
     _cli(console, "log", "clf")
     _cli(console, "diff", first.ref, second.ref)
     _cli(console, "fsck")
+    console.rule("where things are")
+    state = project.settings.state_dir
+    console.print(f"registry: {state / 'registry.db'}\nobjects:  {state / 'objects'}\n"
+                  f"executed evaluation notebooks: `nbmci show {second.ref} --json` lists their "
+                  "digests under ci.notebooks\nserver log: " + str(server.log))
+
+
+class Server:
+    """``nbmci serve`` in a subprocess, as a user would run it, on a free loopback port."""
+
+    def __init__(self, root: Path, console: Any) -> None:
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.console = console
+        self.log = root / "serve.log"
+        console.rule(f"$ nbmci serve --port {self.port} --poll-interval 0.5")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "nbmci.cli", "serve", "--port", str(self.port),
+             "--poll-interval", "0.5"], cwd=root, stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT)
+        self._wait(lambda: self._get("/v2/health/ready")[0] == 200, "the server to be ready")
+        console.print(f"serving at http://127.0.0.1:{self.port} (log: {self.log})")
+
+    def _get(self, path: str, body: Any = None) -> tuple[int, Any]:
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+        except OSError:
+            return 0, None
+
+    def _wait(self, done: Any, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                raise RuntimeError(f"timed out waiting for {what}; see {self.log}")
+            time.sleep(0.1)
+
+    def predict(self, columns: list[str], row: list[float]) -> None:
+        v2 = {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64",
+                          "data": row}]}
+        status, answer = self._get("/v2/models/clf/infer", v2)
+        self.console.print(f"POST /v2/models/clf/infer  -> {status} {answer}")
+        mlflow = {"dataframe_split": {"columns": columns, "data": [row]}}
+        status, answer = self._get("/invocations", mlflow)
+        self.console.print(f"POST /invocations          -> {status} {answer}")
+
+    def wait_for(self, version: int) -> None:
+        """Wait until the server has swapped in ``clf@version`` (it polls the alias)."""
+        started = time.monotonic()
+        self._wait(lambda: (self._get("/v2/models/clf")[1] or {}).get("versions") == [
+            str(version)], f"clf@{version} to go live")
+        self.console.print(f"the server now answers with clf@{version} "
+                           f"(swapped {time.monotonic() - started:.1f} s after the alias moved)")
+
+    def stop(self) -> None:
+        import signal
+
+        self._process.send_signal(signal.SIGTERM)  # drains in-flight requests, then exits
+        try:
+            self._process.wait(timeout=30)
+        except Exception:
+            self._process.kill()
+        self.console.print(f"server stopped (exit code {self._process.returncode})")
 
 
 def _cli(console: Any, *args: str) -> None:
