@@ -29,6 +29,7 @@ from nbmci.errors import (
 from nbmci.results import Version
 
 logger = logging.getLogger(__name__)
+_RELOAD_WAIT = 30.0  # seconds a reload waits for the follower's current pass
 
 
 class SmokeTestFailedError(FailedError):
@@ -179,7 +180,8 @@ class ModelHost:
         self._listeners: list[Listener] = [listener] if listener else []
         self._live: dict[str, LiveModel] = {}  # replaced whole, never mutated: atomic swaps
         self._states: dict[str, ModelState] = {}
-        self._sync_lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # one pass over the aliases at a time
+        self._reload_lock = threading.Lock()  # one manual reload at a time (else 409)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.polls = 0
@@ -236,14 +238,22 @@ class ModelHost:
             self._stop.wait(self.poll_interval)
 
     def reload(self, names: Iterable[str] | None = None) -> dict[str, int | None]:
-        """Sync now (also retrying versions that failed); 409 if a sync is already running."""
+        """Sync now (also retrying versions that failed); 409 if another reload is running.
+
+        A reload waits for the background follower's current pass (bounded), since the
+        follower is not a competing request."""
         only = tuple(names) if names else None
-        if not self._sync_lock.acquire(blocking=False):
+        if not self._reload_lock.acquire(blocking=False):
             raise ReloadInProgressError()
         try:
-            self._sync(retry_failed=True, only=only)
+            if not self._sync_lock.acquire(timeout=_RELOAD_WAIT):
+                raise ReloadInProgressError()
+            try:
+                self._sync(retry_failed=True, only=only)
+            finally:
+                self._sync_lock.release()
         finally:
-            self._sync_lock.release()
+            self._reload_lock.release()
         return {n: (m.version if m else None) for n in (only or tuple(self._live))
                 for m in [self._live.get(n)]}
 

@@ -91,7 +91,7 @@ def test_untrusted_pickle_is_refused_without_trust(setup: Any) -> None:
 
 def test_cc07_a_reload_during_a_reload_gets_409(setup: Any) -> None:
     _, running, host, _ = setup
-    with host._sync_lock:  # a sync is running (held here so the overlap is certain)
+    with host._reload_lock:  # another reload is running (held so the overlap is certain)
         answer = running.client().post("/admin/reload",
                                        headers={"authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 409 and "reload_in_progress" in answer.json()["error"]
