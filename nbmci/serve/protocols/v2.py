@@ -6,6 +6,7 @@ input name. Tensors are JSON only: the binary tensor extension is refused with a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -67,11 +68,14 @@ def _tensor(value: Any, index: int) -> tuple[str, np.ndarray]:
                 field=field, hint="Send JSON tensors (tritonclient: binary_data=False).")
         raise InvalidRequestError(f"'{field}.data' is missing.", field=field)
     array = numeric_array(value["data"], f"{field}.data")
-    expected = int(np.prod(shape)) if shape else 1
+    expected = math.prod(shape)  # exact: numpy's int64 product wraps (2**32 * 2**32 == 0)
     if array.size != expected:
         raise InputMismatchError(f"'{field}' has {array.size} values but shape {shape} needs "
                                  f"{expected}.", field=field)
-    return name, array.reshape(shape)
+    try:
+        return name, array.reshape(shape)
+    except ValueError as exc:  # an empty tensor with a dimension numpy cannot hold
+        raise InputMismatchError(f"'{field}.shape' {shape} is too large.", field=field) from exc
 
 
 def decode(live: LiveModel, body: Any) -> np.ndarray:
