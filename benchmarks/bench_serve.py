@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_serve                 # 10 s per run, 1/16/64 connections
     python -m benchmarks.bench_serve --duration 3    # quicker
+    python -m benchmarks.bench_serve --servers nbmci,floor --models logreg   # while tuning
 
 Models: LogisticRegression on scikit-learn's breast_cancer data and a 100-tree RandomForest.
 Every request is one row. The HTTP floor is a bare uvicorn[standard] route that parses the same
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 CONNECTIONS = (1, 16, 64)
+SERVERS = ("nbmci", "mlflow", "floor")
+MODELS = ("logreg", "forest")
 FLOOR = """
 import orjson
 async def app(scope, receive, send):
@@ -143,16 +146,17 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBMCI_")}
     floor_file = work / "floor.py"
     floor_file.write_text(FLOOR)
-    for name in ("logreg", "forest"):
+    for name in args.models:
         version = project.show(f"{name}@1")
         columns = [i["name"] for i in version.signature["inputs"]]
         body = json.dumps({"dataframe_split": {"columns": columns, "data": [row]}})
         predict_rps = in_process_rows_per_s(project.load(f"{name}@1"), columns, row)
-        blob = work / f"{name}.skops"
-        blob.write_bytes(project.store.get(version.model.digest))
         mlflow_dir = work / f"mlflow-{name}"
-        subprocess.run([args.mlflow_python, "-c", MLFLOW_SAVE, str(blob), str(mlflow_dir)],
-                       check=True, timeout=300)
+        if "mlflow" in args.servers:
+            blob = work / f"{name}.skops"
+            blob.write_bytes(project.store.get(version.model.digest))
+            subprocess.run([args.mlflow_python, "-c", MLFLOW_SAVE, str(blob), str(mlflow_dir)],
+                           check=True, timeout=300)
         servers = {
             "nbmci": ([sys.executable, "-c", "import sys; from nbmci.serve.command import "
                        "serve; serve(sys.argv[1:])", "--model", name, "--log-level", "warning",
@@ -164,7 +168,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                        "--no-access-log", "--port"], None, "/", work),
         }
         for peer, (command, ready, path, cwd) in servers.items():
-            if peer == "floor" and name != "logreg":
+            if peer not in args.servers or (peer == "floor" and name != args.models[0]):
                 continue
             port = free_port()
             # mlflow starts `uvicorn` from PATH: its own venv's
@@ -191,23 +195,28 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def report(results: list[dict[str, Any]]) -> None:
     def find(model: str, server: str, c: int) -> dict[str, Any] | None:
-        model = "logreg" if server == "floor" else model
-        return next((r for r in results if r["model"] == model and r["server"] == server
-                     and r["connections"] == c), None)
+        return next((r for r in results if (r["model"] == model or server == "floor")
+                     and r["server"] == server and r["connections"] == c), None)
+
+    def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str, digits: int) -> str:
+        return f"{a[key] / b[key]:.{digits}f}" if a and b else "-"
+
+    def cell(r: dict[str, Any] | None, key: str, fmt: str) -> str:
+        return format(r[key], fmt) if r else "-"
 
     print("\n| model | conns | nbmci req/s | mlflow req/s | floor req/s | x mlflow (>=20) | "
           "x floor (>=0.5) | nbmci p99 ms | mlflow p99 ms | p99 ratio (<=0.1) | "
           "rows/s vs predict |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for model in ("logreg", "forest"):
+    for model in sorted({r["model"] for r in results if r["server"] != "floor"}):
         for c in CONNECTIONS:
             n, m, f = find(model, "nbmci", c), find(model, "mlflow", c), find(model, "floor", c)
-            if not n or not m or not f:
+            if not n:
                 continue
-            print(f"| {model} | {c} | {n['rps']:.0f} | {m['rps']:.0f} | {f['rps']:.0f} | "
-                  f"{n['rps'] / m['rps']:.1f} | {n['rps'] / f['rps']:.2f} | {n['p99_ms']:.2f} | "
-                  f"{m['p99_ms']:.2f} | {n['p99_ms'] / m['p99_ms']:.3f} | "
-                  f"{n['rps'] / n['predict_rps']:.2f} |")
+            print(f"| {model} | {c} | {n['rps']:.0f} | {cell(m, 'rps', '.0f')} | "
+                  f"{cell(f, 'rps', '.0f')} | {ratio(n, m, 'rps', 1)} | {ratio(n, f, 'rps', 2)} | "
+                  f"{n['p99_ms']:.2f} | {cell(m, 'p99_ms', '.2f')} | "
+                  f"{ratio(n, m, 'p99_ms', 3)} | {n['rps'] / n['predict_rps']:.2f} |")
     bad = [r for r in results if r["non2xx"]]
     if bad:
         print(f"\nNon-2xx answers in {len(bad)} runs: "
@@ -218,6 +227,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--mlflow-python", default="/work/mlflow-venv/bin/python")
+    parser.add_argument("--servers", type=lambda s: s.split(","), default=list(SERVERS),
+                        help="comma-separated subset of nbmci,mlflow,floor")
+    parser.add_argument("--models", type=lambda s: s.split(","), default=list(MODELS),
+                        help="comma-separated subset of logreg,forest")
     report(run(parser.parse_args()))
 
 

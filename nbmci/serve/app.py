@@ -1,7 +1,8 @@
 """The serving app: ``create_app(settings) -> Starlette``, a face over ``ModelHost``.
 
 Routes: Open Inference Protocol v2 under ``/v2``, MLflow's ``/invocations``, ``/metrics``,
-``/openapi.json`` and the token-guarded ``/admin/reload``. Errors answer JSON
+``/openapi.json`` and the token-guarded ``/admin/reload``; the inference routes themselves are
+answered by ``InferenceRoutes`` (plain ASGI, see ``nbmci.serve.inference``). Errors answer JSON
 ``{"error": message, "type": ClassName, "hint": ..., "field": ...}`` (``error`` holds the
 message, as the v2 protocol's clients read it) with the status of the error's category.
 """
@@ -11,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -25,65 +24,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nbmci.errors import (
-    ConflictError,
-    FailedError,
-    IntegrityError,
-    InvalidInputError,
-    NbmciError,
-    NotAllowedError,
-    NotFoundError,
-    UnavailableError,
-    category,
-)
+from nbmci.errors import NbmciError, NotAllowedError
 from nbmci.serve import openapi
-from nbmci.serve.batching import MicroBatcher, OverloadedError, PredictTimeoutError
+from nbmci.serve.batching import MicroBatcher
 from nbmci.serve.guard import Guard
-from nbmci.serve.host import LiveModel, ModelHost
+from nbmci.serve.host import ModelHost
+from nbmci.serve.inference import InferenceRoutes, UnauthorizedError, dump, error_body
 from nbmci.serve.metrics import Metrics
-from nbmci.serve.protocols import mlflow, v2
-from nbmci.serve.protocols.features import InputMismatchError, InvalidRequestError
+from nbmci.serve.protocols import v2
 from nbmci.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
 
 
-class UnsupportedMediaTypeError(InvalidInputError):
-    def __init__(self, given: str, accepted: tuple[str, ...]) -> None:
-        super().__init__(f"Content-Type {given[:80]!r} is not accepted here.",
-                         hint=f"Send {' or '.join(accepted)}.")
-
-
-class UnauthorizedError(NotAllowedError):
-    pass
-
-
-HTTP_STATUS: dict[type, int] = {
-    UnsupportedMediaTypeError: 415, InputMismatchError: 422, InvalidInputError: 400,
-    NotFoundError: 404, ConflictError: 409, UnauthorizedError: 401, NotAllowedError: 403,
-    FailedError: 422, IntegrityError: 500, OverloadedError: 429, PredictTimeoutError: 504,
-    UnavailableError: 503,
-}
-_JSON_TYPES = ("application/json",)
-_MLFLOW_TYPES = ("application/json", "text/csv")
-
-
-def http_status(exc: NbmciError) -> int:
-    return int(category(exc, HTTP_STATUS, 500))
-
-
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status,
-                    headers=headers, media_type="application/json")
+    return Response(dump(payload), status, headers=headers, media_type="application/json")
 
 
 def error_response(exc: NbmciError) -> Response:
-    status = http_status(exc)
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
-    if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return _json({"error": exc.message, "type": type(exc).__name__, "hint": exc.hint,
-                  "field": getattr(exc, "field", None)}, status, headers)
+    status, body, headers = error_body(exc)
+    return Response(body, status, headers=headers, media_type="application/json")
 
 
 @dataclass
@@ -97,75 +57,6 @@ class ServeState:
 
 def _state(request: Request) -> ServeState:
     return request.app.state.serve  # type: ignore[no-any-return]
-
-
-def _media(request: Request, accepted: tuple[str, ...]) -> str:
-    given = request.headers.get("content-type", "")
-    kind = given.split(";", 1)[0].strip().lower()
-    if kind == "" and "application/json" in accepted:
-        return "application/json"  # curl -d and some clients send none
-    if kind in accepted or (kind.endswith("+json") and "application/json" in accepted):
-        return "text/csv" if kind == "text/csv" else "application/json"
-    raise UnsupportedMediaTypeError(given, accepted)
-
-
-def _load_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"The body is not valid JSON: {exc}.",
-                                  hint="Send a JSON object; NaN must be sent as null.") from exc
-
-
-async def _infer(request: Request, live_of: Any, protocol: str) -> Response:
-    state = _state(request)
-    started = time.perf_counter()
-    live: LiveModel | None = None
-    status = 200
-    try:
-        media = _media(request, _MLFLOW_TYPES if protocol == "mlflow" else _JSON_TYPES)
-        live = live_of(state)
-        body = await request.body()
-        if protocol == "v2":
-            payload = _load_json(body)
-            matrix = v2.decode(live, payload)
-        elif media == "text/csv":
-            matrix = mlflow.decode_csv(live, body)
-        else:
-            matrix = mlflow.decode_json(live, _load_json(body))
-        predicted = await state.batcher.predict(live, matrix)
-        result = (v2.encode(live, predicted, payload.get("id")) if protocol == "v2"
-                  else mlflow.encode(predicted))
-        return _json(result, headers={"X-Model-Version": str(live.version)})
-    except NbmciError as exc:
-        status = http_status(exc)
-        if isinstance(exc, PredictTimeoutError) and live is not None:
-            state.metrics.timeouts.labels(live.name).inc()
-        return error_response(exc)
-    finally:
-        if live is not None:
-            state.metrics.observe_request(live.name, str(live.version), protocol, status,
-                                          time.perf_counter() - started)
-
-
-async def v2_infer(request: Request) -> Response:
-    name, version = request.path_params["name"], request.path_params.get("version")
-    return await _infer(request, lambda s: s.host.get(name, version), "v2")
-
-
-async def invocations(request: Request) -> Response:
-    def pick(state: ServeState) -> LiveModel:
-        name = request.query_params.get("model")
-        if name is None:
-            live = state.host.live
-            if len(live) != 1:
-                raise InvalidRequestError(
-                    f"{len(live)} models are served; name one with ?model=NAME "
-                    f"({', '.join(sorted(live)) or 'none yet'}).", field="model")
-            name = next(iter(live))
-        return state.host.get(name)
-
-    return await _infer(request, pick, "mlflow")
 
 
 async def live(request: Request) -> Response:
@@ -259,9 +150,6 @@ ROUTES = [
     Route("/v2/models/{name}/versions/{version:int}", model_metadata, methods=["GET"]),
     Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
     Route("/v2/models/{name}/versions/{version:int}/ready", model_ready, methods=["GET"]),
-    Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
-    Route("/v2/models/{name}/versions/{version:int}/infer", v2_infer, methods=["POST"]),
-    Route("/invocations", invocations, methods=["POST"]),
     Route("/ping", live, methods=["GET"]),
     Route("/health", ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
@@ -311,7 +199,8 @@ def create_app(settings: ServeSettings | None = None, host: ModelHost | None = N
     app = Starlette(
         routes=ROUTES,
         middleware=[Middleware(Guard, max_body=settings.max_body,
-                               hosts=settings.host_patterns)],
+                               hosts=settings.host_patterns),
+                    Middleware(InferenceRoutes, state=state)],
         exception_handlers={NbmciError: _nbmci_error, HTTPException: _http_error,
                             Exception: _internal_error},
         lifespan=lifespan,

@@ -1,10 +1,17 @@
 """Adaptive micro-batching: concurrent requests for one model share one ``predict`` call.
 
 One worker task per model takes whatever queued while the previous ``predict`` ran (up to
-``max_batch`` rows), optionally waits ``max_wait`` seconds for more, and runs ``predict`` in the
-thread pool. At low load a request waits for nobody; under load batches grow by themselves.
-Requests keep the ``LiveModel`` they started with: a batch is split where the model changes, so
-requests admitted before a swap are answered by the old version.
+``max_batch`` rows), optionally waits ``max_wait`` seconds for more, and runs ``predict``: on
+the event loop itself for models the host measured as fast (``LiveModel.inline``; a thread hop
+and the GIL hand-over cost more than their ``predict``), else in a thread. At low load a request
+waits for nobody; under load batches grow by themselves. Requests keep the ``LiveModel`` they
+started with: a batch is split where the model changes, so requests admitted before a swap are
+answered by the old version.
+
+A request waits at most ``timeout`` seconds (then 504). A ``predict`` that overruns it is left
+to finish on its thread while the worker goes on with the next batch; once ``MAX_STUCK`` such
+calls of one model are still running, its new requests get 503 at once instead of piling up
+threads.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from nbmci.errors import FailedError, UnavailableError
 from nbmci.serve.host import LiveModel
 
 logger = logging.getLogger(__name__)
+MAX_STUCK = 2  # overrunning predict calls of one model before it refuses new requests
+INLINE_ROWS = 256  # larger batches go to a thread even for fast models
 
 
 class OverloadedError(UnavailableError):
@@ -32,6 +41,13 @@ class PredictTimeoutError(UnavailableError):
     def __init__(self, ref: str, timeout: float) -> None:
         super().__init__(f"{ref} did not answer within {timeout:g} s.",
                          hint="Send fewer rows per request, or raise `nbmci serve --timeout`.")
+
+
+class ModelStuckError(UnavailableError):
+    def __init__(self, ref: str, stuck: int) -> None:
+        super().__init__(f"{ref} has {stuck} predictions running past the timeout; new requests "
+                         "are refused until they finish.",
+                         hint="The model may hang on some inputs; check its logs and metrics.")
 
 
 class PredictFailedError(FailedError):
@@ -61,6 +77,7 @@ class MicroBatcher:
         self._observe = observe
         self._queues: dict[str, asyncio.Queue[_Job]] = {}
         self._queued: dict[str, int] = {}
+        self._stuck: dict[str, int] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
 
     async def predict(self, live: LiveModel, rows: np.ndarray) -> np.ndarray:
@@ -69,19 +86,22 @@ class MicroBatcher:
         queue = self._queues.get(name)
         if queue is None:
             queue = self._queues[name] = asyncio.Queue()
-            self._queued[name] = 0
+            self._queued[name] = self._stuck[name] = 0
             self._workers[name] = asyncio.create_task(self._work(name, queue),
                                                       name=f"nbmci-batch-{name}")
+        if self._stuck[name] >= MAX_STUCK:
+            raise ModelStuckError(live.ref, self._stuck[name])
         if self._queued[name] + len(rows) > self.max_queue and self._queued[name]:
             raise OverloadedError(name, self._queued[name])
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
         self._queued[name] += len(rows)
         queue.put_nowait(_Job(live, rows, future))
+        expiry = loop.call_later(self.timeout, _expire, future, live.ref, self.timeout)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
-        except TimeoutError:
-            future.cancel()
-            raise PredictTimeoutError(live.ref, self.timeout) from None
+            return await future
+        finally:
+            expiry.cancel()
 
     async def close(self) -> None:
         for task in self._workers.values():
@@ -127,7 +147,12 @@ class MicroBatcher:
         if self._observe is not None:
             self._observe(live.name, len(matrix))
         try:
-            predicted = await asyncio.to_thread(live.predict, matrix)
+            if live.inline and len(matrix) <= INLINE_ROWS:
+                predicted = live.predict(matrix)
+            else:
+                predicted = await self._in_thread(live, matrix)
+                if predicted is None:  # overran the timeout; its requests got 504
+                    return
             if predicted.shape[:1] != (len(matrix),):
                 raise ValueError(f"{len(matrix)} rows gave predictions of shape "
                                  f"{predicted.shape}")
@@ -143,6 +168,32 @@ class MicroBatcher:
         for job in jobs:
             _settle(job, predicted[start:start + len(job.rows)])
             start += len(job.rows)
+
+
+    async def _in_thread(self, live: LiveModel, matrix: np.ndarray) -> np.ndarray | None:
+        """``live.predict(matrix)`` on a thread; ``None`` if it overran the timeout."""
+        call = asyncio.get_running_loop().run_in_executor(None, live.predict, matrix)
+        done, _ = await asyncio.wait((call,), timeout=self.timeout)
+        if done:
+            return call.result()
+        name = live.name
+        self._stuck[name] += 1
+        logger.warning("%s: predict on %d rows overran %g s; it keeps its thread until it ends",
+                       live.ref, len(matrix), self.timeout)
+
+        def finished(_: asyncio.Future[np.ndarray]) -> None:
+            self._stuck[name] -= 1
+            if not call.cancelled() and call.exception() is not None:
+                logger.warning("%s: the overrunning predict failed: %s", live.ref,
+                               call.exception())
+
+        call.add_done_callback(finished)
+        return None
+
+
+def _expire(future: asyncio.Future[np.ndarray], ref: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(PredictTimeoutError(ref, timeout))
 
 
 def _settle(job: _Job, result: np.ndarray | None = None, exc: BaseException | None = None) -> None:

@@ -50,6 +50,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         host = origin = length = None
+        chunked = False
         for key, value in scope["headers"]:
             if key == b"host":
                 host = value.decode("latin-1")
@@ -57,6 +58,8 @@ class Guard:
                 origin = value.decode("latin-1")
             elif key == b"content-length":
                 length = value
+            elif key == b"transfer-encoding":
+                chunked = True
         if self.hosts is not None:
             if host is None or host_name(host) not in self.hosts:
                 await send_json(send, 400, {
@@ -77,6 +80,9 @@ class Guard:
                 return
             if declared > self.max_body:
                 await self._too_large(send)
+                return
+            if not chunked:  # the HTTP parser reads exactly the declared length
+                await self.app(scope, receive, send)
                 return
         await self._call_counting(scope, receive, send)
 

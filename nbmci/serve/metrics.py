@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,12 +41,19 @@ class Metrics:
                                   ["model"], registry=r)
         self.timeouts = Counter("nbmci_predict_timeouts", "Requests that hit the timeout.",
                                 ["model"], registry=r)
+        self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, model: str, version: str, protocol: str, status: int,
                         seconds: float) -> None:
-        code = str(status)
-        self.requests.labels(model, version, protocol, code).inc()
-        self.latency.labels(model, version, code).observe(seconds)
+        key = (model, version, protocol, status)
+        children = self._request_children.get(key)
+        if children is None:  # ``labels()`` takes a lock and builds keys: once per label set
+            code = str(status)
+            children = self._request_children[key] = (
+                self.requests.labels(model, version, protocol, code),
+                self.latency.labels(model, version, code))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_batch(self, model: str, rows: int) -> None:
         self.batch_rows.labels(model).observe(rows)

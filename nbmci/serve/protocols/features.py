@@ -92,8 +92,11 @@ def check_matrix(live: LiveModel, matrix: np.ndarray, field: str) -> np.ndarray:
     return matrix
 
 
-def from_columns(live: LiveModel, columns: Sequence[Any], field: str) -> list[int]:
-    """Where each of the model's features sits among ``columns``; names must match exactly."""
+def from_columns(live: LiveModel, columns: Sequence[Any], field: str) -> list[int] | None:
+    """Where each of the model's features sits among ``columns`` (``None``: in order already);
+    names must match exactly."""
+    if tuple(columns) == live.features:  # the usual case: clients send the signature's order
+        return None
     names = [str(c) for c in columns]
     missing = [f for f in live.features if f not in names]
     extra = [c for c in names if c not in live.features]

@@ -65,8 +65,8 @@ def _split(live: LiveModel, value: Any) -> np.ndarray:
         raise InvalidRequestError("'dataframe_split.columns' must be a list of names.",
                                   field="dataframe_split.columns")
     order = from_columns(live, columns, "dataframe_split.columns")
-    if matrix.ndim != 2 or matrix.shape[1] != len(columns):
-        return matrix  # check_matrix names the shape problem
+    if order is None or matrix.ndim != 2 or matrix.shape[1] != len(columns):
+        return matrix  # in order already, or check_matrix names the shape problem
     return matrix[:, order]
 
 
@@ -96,7 +96,7 @@ def decode_csv(live: LiveModel, body: bytes) -> np.ndarray:
     except csv.Error as exc:
         raise InvalidRequestError(f"The CSV body cannot be parsed: {exc}.") from exc
     matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(header))
-    return check_matrix(live, matrix[:, order], "csv")
+    return check_matrix(live, matrix if order is None else matrix[:, order], "csv")
 
 
 def _number(text: str, line: int) -> float:

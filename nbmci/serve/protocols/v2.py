@@ -95,7 +95,8 @@ def decode(live: LiveModel, body: Any) -> np.ndarray:
     if len(lengths) != 1 or next(iter(lengths)).__len__() != 1:
         raise InputMismatchError("Per-feature tensors must all be 1-D with the same length.",
                                  field="inputs")
-    return check_matrix(live, np.stack([tensors[i][1] for i in order], axis=1), "inputs")
+    columns = [a for _, a in tensors] if order is None else [tensors[i][1] for i in order]
+    return check_matrix(live, np.stack(columns, axis=1), "inputs")
 
 
 def encode(live: LiveModel, predicted: np.ndarray, request_id: Any) -> dict[str, Any]:
