@@ -166,8 +166,10 @@ class InferenceRoutes:
             live = state.host.get(*_which(state, scope, name, version))
             raw = await _read_body(receive)
             if protocol == "v2":
+                raw, binary = v2.split_binary(
+                    raw, _header(scope, b"inference-header-content-length"))
                 payload = load_json(raw)
-                matrix = v2.decode(live, payload)
+                matrix = v2.decode(live, payload, binary)
             elif media == "text/csv":
                 matrix = mlflow.decode_csv(live, raw)
             else:

@@ -1,7 +1,9 @@
 """Open Inference Protocol v2 (KServe, Triton, MLServer): metadata, infer request and response.
 
 A request is either one 2-D tensor ``[rows, n_features]`` (any name) or one 1-D tensor per
-input name. Tensors are JSON only: the binary tensor extension is refused with a clear 400.
+input name. Tensor values come as JSON ``data`` or, with the binary tensor extension (the
+default of NVIDIA's ``tritonclient``), as raw little-endian bytes after a JSON header of
+``Inference-Header-Content-Length`` bytes; answers are always JSON, which every client reads.
 """
 
 from __future__ import annotations
@@ -46,7 +48,57 @@ def model_metadata(live: LiveModel) -> dict[str, Any]:
     }
 
 
-def _tensor(value: Any, index: int) -> tuple[str, np.ndarray]:
+_RAW = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+        "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2",
+        "FP32": "<f4", "FP64": "<f8"}
+
+
+def split_binary(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """``(JSON header, binary tensor bytes)`` of a body; all JSON without the header."""
+    if not header_length:
+        return raw, b""
+    try:
+        length = int(header_length)
+    except ValueError:
+        length = -1
+    if not 0 <= length <= len(raw):
+        raise InvalidRequestError(
+            f"Inference-Header-Content-Length {header_length[:20]!r} is not a byte count "
+            f"within the {len(raw)}-byte body.", field="Inference-Header-Content-Length")
+    return raw[:length], raw[length:]
+
+
+class _Binary:
+    """The binary tensor bytes of a request, handed out in input order."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.offset = 0
+
+    def take(self, size: Any, dtype: str, field: str) -> np.ndarray:
+        if not self.data:
+            raise InvalidRequestError(
+                f"'{field}' has binary_data_size but the request has no binary tensor data.",
+                field=field, hint="Send the Inference-Header-Content-Length header with it.")
+        item = np.dtype(_RAW[dtype])
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 \
+                or size % item.itemsize or self.offset + size > len(self.data):
+            raise InvalidRequestError(
+                f"'{field}.parameters.binary_data_size' is {size!r}; the binary part has "
+                f"{len(self.data) - self.offset} bytes left and {dtype} values take "
+                f"{item.itemsize} each.", field=field)
+        chunk = self.data[self.offset:self.offset + size]
+        self.offset += size
+        return np.frombuffer(chunk, dtype=item).astype(np.float64)
+
+    def check_used(self) -> None:
+        if self.offset != len(self.data):
+            raise InvalidRequestError(
+                f"The binary part has {len(self.data) - self.offset} bytes no input claims.",
+                field="inputs", hint="Give each binary input its binary_data_size.")
+
+
+def _tensor(value: Any, index: int, binary: _Binary) -> tuple[str, np.ndarray]:
     field = f"inputs[{index}]"
     if not isinstance(value, dict):
         raise InvalidRequestError(f"'{field}' is not a tensor object.", field=field)
@@ -60,14 +112,13 @@ def _tensor(value: Any, index: int) -> tuple[str, np.ndarray]:
     if dtype not in NUMERIC:
         raise InputMismatchError(f"'{field}.datatype' is {dtype!r}; this model takes numbers "
                                  "(FP64, FP32, INT64, INT32, ...).", field=field)
-    if "data" not in value:
-        parameters = value.get("parameters") or {}
-        if isinstance(parameters, dict) and "binary_data_size" in parameters:
-            raise InvalidRequestError(
-                "The binary tensor extension is not supported.",
-                field=field, hint="Send JSON tensors (tritonclient: binary_data=False).")
+    parameters = value.get("parameters")
+    if "data" in value:
+        array = numeric_array(value["data"], f"{field}.data")
+    elif isinstance(parameters, dict) and "binary_data_size" in parameters:
+        array = binary.take(parameters["binary_data_size"], dtype, field)
+    else:
         raise InvalidRequestError(f"'{field}.data' is missing.", field=field)
-    array = numeric_array(value["data"], f"{field}.data")
     expected = math.prod(shape)  # exact: numpy's int64 product wraps (2**32 * 2**32 == 0)
     if array.size != expected:
         raise InputMismatchError(f"'{field}' has {array.size} values but shape {shape} needs "
@@ -78,15 +129,18 @@ def _tensor(value: Any, index: int) -> tuple[str, np.ndarray]:
         raise InputMismatchError(f"'{field}.shape' {shape} is too large.", field=field) from exc
 
 
-def decode(live: LiveModel, body: Any) -> np.ndarray:
-    """The checked feature matrix of a v2 infer request body."""
+def decode(live: LiveModel, body: Any, binary: bytes = b"") -> np.ndarray:
+    """The checked feature matrix of a v2 infer request: its JSON ``body`` and the
+    ``binary`` tensor bytes after it (see ``split_binary``)."""
     if not isinstance(body, dict):
         raise InvalidRequestError("The body must be a JSON object with 'inputs'.")
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidRequestError("'inputs' must be a non-empty list of tensors.",
                                   field="inputs")
-    tensors = [_tensor(t, i) for i, t in enumerate(inputs)]
+    tail = _Binary(binary)
+    tensors = [_tensor(t, i, tail) for i, t in enumerate(inputs)]
+    tail.check_used()
     if len(tensors) == 1 and tensors[0][1].ndim == 2:
         return check_matrix(live, tensors[0][1], "inputs[0]")
     names = [n for n, _ in tensors]

@@ -1,0 +1,128 @@
+"""NVIDIA's own v2 client, ``tritonclient.http``, against the live server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+tritonhttp = pytest.importorskip("tritonclient.http")
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+
+
+@pytest.fixture(scope="module")
+def setup(serving: Any, iris_frame: Any) -> Any:
+    project, running = serving
+    client = tritonhttp.InferenceServerClient(url=running.url.removeprefix("http://"))
+    X, _ = iris_frame
+    rows = X.to_numpy(dtype=np.float64)[::7]  # 22 rows of all three classes
+    expected = project.load("iris@1").predict(X.iloc[::7])
+    yield client, rows, expected
+    client.close()
+
+
+def test_health_and_readiness(setup: Any) -> None:
+    client, _, _ = setup
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.is_model_ready("iris")
+    assert client.is_model_ready("iris", "1")
+    assert not client.is_model_ready("iris", "7")
+    assert not client.is_model_ready("nope")
+    assert client.get_server_metadata()["name"] == "nbmci"
+    assert client.get_model_repository_index() == [
+        {"name": "iris", "version": "1", "state": "READY"}]
+
+
+def test_model_metadata(setup: Any) -> None:
+    client, _, _ = setup
+    meta = client.get_model_metadata("iris")
+    assert meta["name"] == "iris" and meta["versions"] == ["1"]
+    assert [i["name"] for i in meta["inputs"]] == FEATURES
+    assert {i["datatype"] for i in meta["inputs"]} == {"FP64"}
+    assert client.get_model_metadata("iris", "1") == meta
+    with pytest.raises(InferenceServerException, match="not being served"):
+        client.get_model_metadata("nope")
+
+
+def _output(result: Any, meta: dict[str, Any]) -> np.ndarray:
+    [output] = result.get_response()["outputs"]
+    assert output["name"] == meta["outputs"][0]["name"]
+    predicted = result.as_numpy(output["name"])
+    assert predicted is not None
+    return np.asarray(predicted)
+
+
+@pytest.mark.parametrize("version", ["", "1"])
+@pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+def test_infer_with_one_2d_tensor(setup: Any, version: str, datatype: str) -> None:
+    client, rows, expected = setup
+    tensor = tritonhttp.InferInput("input__0", list(rows.shape), datatype)
+    tensor.set_data_from_numpy(rows.astype(np.float64 if datatype == "FP64" else np.float32),
+                               binary_data=False)
+    result = client.infer("iris", [tensor], model_version=version, request_id="req-1")
+    assert result.get_response()["id"] == "req-1"
+    assert result.get_response()["model_version"] == "1"
+    predicted = _output(result, client.get_model_metadata("iris"))
+    assert predicted.shape == (len(rows),)
+    np.testing.assert_array_equal(predicted, expected)
+
+
+def test_infer_with_one_1d_tensor_per_feature(setup: Any) -> None:
+    client, rows, expected = setup
+    tensors = []
+    for index in reversed(range(len(FEATURES))):  # any order: matched by name
+        tensor = tritonhttp.InferInput(FEATURES[index], [len(rows)], "FP64")
+        tensor.set_data_from_numpy(np.ascontiguousarray(rows[:, index]), binary_data=False)
+        tensors.append(tensor)
+    output = tritonhttp.InferRequestedOutput("predict", binary_data=False)
+    result = client.infer("iris", tensors, outputs=[output])
+    np.testing.assert_array_equal(_output(result, client.get_model_metadata("iris")), expected)
+
+
+def test_infer_with_binary_tensors_tritonclients_default(setup: Any) -> None:
+    client, rows, expected = setup
+    meta = client.get_model_metadata("iris")
+    whole = tritonhttp.InferInput("input__0", list(rows.shape), "FP64")
+    whole.set_data_from_numpy(rows)  # binary_data=True
+    np.testing.assert_array_equal(_output(client.infer("iris", [whole]), meta), expected)
+    columns = []
+    for index, feature in enumerate(FEATURES):
+        column = tritonhttp.InferInput(feature, [len(rows)], "FP32")
+        column.set_data_from_numpy(rows[:, index].astype(np.float32))
+        columns.append(column)
+    np.testing.assert_array_equal(_output(client.infer("iris", columns), meta), expected)
+
+
+_HEAD = orjson.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
+                                    "parameters": {"binary_data_size": 32}}]})
+
+
+@pytest.mark.parametrize(("length", "values", "words"), [
+    ("999", 4, "not a byte count"),  # past the end of the body
+    ("x", 4, "not a byte count"),
+    (str(len(_HEAD)), 3, "binary_data_size"),  # 24 bytes where 32 are claimed
+    (str(len(_HEAD)), 5, "bytes no input claims"),
+])
+def test_broken_binary_requests_are_clear_400s(serving: Any, length: str, values: int,
+                                               words: str) -> None:
+    import httpx
+
+    _, running = serving
+    answer = httpx.post(f"{running.url}/v2/models/iris/infer",
+                        content=_HEAD + np.ones(values).tobytes(),
+                        headers={"inference-header-content-length": length})
+    assert answer.status_code == 400, answer.text
+    assert words in answer.json()["error"]
+
+
+def test_a_wrong_width_is_a_clear_error(setup: Any) -> None:
+    client, rows, _ = setup
+    tensor = tritonhttp.InferInput("input__0", [len(rows), 3], "FP64")
+    tensor.set_data_from_numpy(np.ascontiguousarray(rows[:, :3]), binary_data=False)
+    with pytest.raises(InferenceServerException, match="takes 4 features"):
+        client.infer("iris", [tensor])
