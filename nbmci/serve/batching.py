@@ -97,7 +97,7 @@ class MicroBatcher:
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._queued[name] += len(rows)
         queue.put_nowait(_Job(live, rows, future))
-        expiry = loop.call_later(self.timeout, _expire, future, live.ref, self.timeout)
+        expiry = loop.call_later(self.timeout, _expire, future, live, self.timeout)
         try:
             return await future
         finally:
@@ -191,9 +191,9 @@ class MicroBatcher:
         return None
 
 
-def _expire(future: asyncio.Future[np.ndarray], ref: str, timeout: float) -> None:
+def _expire(future: asyncio.Future[np.ndarray], live: LiveModel, timeout: float) -> None:
     if not future.done():
-        future.set_exception(PredictTimeoutError(ref, timeout))
+        future.set_exception(PredictTimeoutError(live.ref, timeout))
 
 
 def _settle(job: _Job, result: np.ndarray | None = None, exc: BaseException | None = None) -> None:
