@@ -49,6 +49,7 @@ from nbmci.store import ObjectStore, open_store
 logger = logging.getLogger(__name__)
 
 PRODUCTION = "production"
+TRUST_KEY = "trust"  # lineage entry of a commit with trust=True: {"by": actor, "at": iso time}
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -93,14 +94,23 @@ class Project:
         progress: Progress | None = None,
         lineage: Mapping[str, Any] | None = None,
         format: str | None = None,
+        trust: bool = False,
     ) -> Version:
-        """Snapshot ``model`` and its training ``data`` as the next version of ``name``."""
+        """Snapshot ``model`` and its training ``data`` as the next version of ``name``.
+
+        ``trust=True`` records that the committer vouches for a pickled model, so that
+        ``nbmci serve`` loads it without ``--trust-pickle``."""
         from nbmci import snapshot
 
         started = time.perf_counter()
         name = _inputs.model_name(model, name)
         if not isinstance(message, str):
             raise InvalidInputError(f"message must be a string, not {type(message).__name__}.")
+        if not isinstance(trust, bool):
+            raise InvalidInputError(f"trust must be True or False, not {trust!r:.40}.")
+        if lineage and TRUST_KEY in lineage:
+            raise InvalidInputError(f"The lineage key '{TRUST_KEY}' is reserved.",
+                                    hint="Vouch for a pickled model with commit(..., trust=True).")
         items = _inputs.data_items(data)
         params_json = _inputs.mapping("params", params) if params is not None else None
         metrics_json = _inputs.metrics(metrics)
@@ -125,9 +135,10 @@ class Project:
             tally.add(stored.digest, stored.size, stored.written)
         if progress is not None:
             progress(total, total)  # sizes were estimated up front; end at 100%
+        author = snapshot.lineage.actor()
         row = {
             "message": message,
-            "author": snapshot.lineage.actor(),
+            "author": author,
             "model_digest": stored.digest,
             "model_format": blob.format,
             "model_class": f"{type(model).__module__}.{type(model).__qualname__}"[:256],
@@ -141,6 +152,8 @@ class Project:
                                                 dict(lineage or {})),
             "stored": tally.to_dict(),
         }
+        if trust:  # with the lineage: who vouched for running this artifact's code, and when
+            row["lineage"][TRUST_KEY] = {"by": author, "at": row["lineage"].get("time")}
         dataset_rows = [
             {"key": key, "digest": s.digest, "kind": s.kind, "rows": s.rows,
              "nbytes": s.nbytes, "schema": s.schema, "stats": s.stats}
@@ -241,7 +254,8 @@ class Project:
 
             # the opt-in to run the artifact's code is part of the version's provenance
             self.registry.add_event("model.trusted", version.name, version.version, actor(),
-                                    {"format": version.model.format})
+                                    {"format": version.model.format,
+                                     "vouched_by": version.model.vouched_by})
         return model
 
     def load_data(self, ref: str | Ref) -> dict[str, Any]:
@@ -335,7 +349,8 @@ def _version_from_row(row: Mapping[str, Any]) -> Version:
         message=row["message"],
         author=row["author"],
         model=ModelArtifact(row["model_class"], row["model_format"], row["model_digest"],
-                            row["model_size"], row["trusted"], list(row["trusted_types"])),
+                            row["model_size"], row["trusted"], list(row["trusted_types"]),
+                            _vouched_by(row["lineage"])),
         data={
             d["key"]: DataInfo(d["key"], d["digest"], d["kind"], d["rows"], d["nbytes"],
                                d["schema"], d["stats"])
@@ -349,6 +364,13 @@ def _version_from_row(row: Mapping[str, Any]) -> Version:
         stored=Stored(**row["stored"]),
         ci=_ci_from_row(row.get("ci")),
     )
+
+
+def _vouched_by(lineage: Any) -> str | None:
+    trust = lineage.get(TRUST_KEY) if isinstance(lineage, Mapping) else None
+    if not isinstance(trust, Mapping):
+        return None
+    return str(trust.get("by") or "unknown")
 
 
 def _ci_from_row(run: Mapping[str, Any] | None) -> CIStatus | None:
@@ -392,6 +414,8 @@ def commit(model: Any, data: Any = None, name: str | None = None, message: str =
         message: what changed, like a git commit message.
         params: hyperparameters to record; defaults to ``model.get_params()``.
         metrics: numbers to record with the version.
+        **options: ``trust=True`` vouches for a model stored as a pickle, so ``nbmci serve``
+            loads it without ``--trust-pickle``; ``format`` forces a serializer.
 
     Returns:
         The new ``Version``; ``version.ref`` is e.g. ``"clf@2"``.

@@ -155,7 +155,8 @@ def show(ref: str, as_json: bool) -> None:
         ("ref", v.ref), ("created", f"{_when(v.created_at)} by {v.author}"),
         ("message", v.message), ("aliases", ", ".join(v.aliases) or "-"),
         ("model", f"{v.model.class_name} ({v.model.format}, {_size(v.model.size)}"
-                  f"{'' if v.model.trusted else ', untrusted pickle'})"),
+                  f"{'' if v.model.trusted else ', untrusted pickle'}"
+                  f"{f', vouched for by {v.model.vouched_by}' if v.model.vouched else ''})"),
         ("digest", v.model.digest),
         ("stored", f"{_size(v.stored.new_bytes)} new, {_size(v.stored.dedup_bytes)} deduplicated"),
         ("source", v.lineage.get("notebook") or v.lineage.get("script") or "-"),

@@ -15,12 +15,18 @@ class ModelArtifact:
     format: str
     digest: str
     size: int
-    trusted: bool
+    trusted: bool  # the format loads without running code from the artifact
     trusted_types: list[str]
+    vouched_by: str | None = None  # who committed it with trust=True (serving loads it then)
+
+    @property
+    def vouched(self) -> bool:
+        return self.vouched_by is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {"class": self.class_name, "format": self.format, "digest": self.digest,
-                "size": self.size, "trusted": self.trusted, "trusted_types": self.trusted_types}
+                "size": self.size, "trusted": self.trusted, "trusted_types": self.trusted_types,
+                "vouched": self.vouched, "vouched_by": self.vouched_by}
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,9 @@ class MciMagics(Magics):
     @argument("--params", nargs="+", metavar="K=V",
               help="hyperparameters to record instead of the model's get_params()")
     @argument("--metrics", nargs="+", metavar="K=V", help="numbers to record, e.g. accuracy=0.97")
+    @argument("--trust", action="store_true",
+              help="vouch for a model stored as a pickle, so `nbmci serve` loads it "
+                   "without --trust-pickle (recorded with the version)")
     @_one_line_errors
     def mci_commit(self, line: str) -> Version:
         """Commit MODEL, and the data it was trained on, as the next version of the model.
@@ -113,7 +116,7 @@ class MciMagics(Magics):
             version = nbmci.commit(
                 model, data, name=_model_name(args.model, args.name), message=args.message,
                 params=_pairs("--params", args.params), metrics=_pairs("--metrics", args.metrics),
-                progress=progress, lineage=self._papermill_lineage())
+                progress=progress, lineage=self._papermill_lineage(), trust=args.trust)
             self._output.show(version, widgets.VersionCard(version), progress.show)
         return version
 

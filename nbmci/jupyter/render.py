@@ -66,6 +66,8 @@ def version_tables(version: Version) -> list[Table]:
 def _summary(version: Version) -> Table:
     model = version.model
     trust = "trusted" if model.trusted else "untrusted: pickle, loads only with trust"
+    if not model.trusted and model.vouched:
+        trust = f"pickle, vouched for by {model.vouched_by} (served without --trust-pickle)"
     stored = version.stored
     facts = [
         ["message", version.message or "—"],

@@ -164,3 +164,12 @@ def test_pickled_model_is_refused_without_trust(kernel: Kernel, registry: Projec
     assert marker.exists()
     trusted = [e for e in registry.registry.events("evil") if e["kind"] == "model.trusted"]
     assert [e["version"] for e in trusted] == [1]
+
+
+def test_commit_trust_vouches_for_a_pickle_for_serving(kernel: Kernel,
+                                                       registry: Project) -> None:
+    kernel.run("class Plain:\n    pass\nplain = Plain()", "%mci_commit plain --trust",
+               "%mci_commit plain")
+    vouched, plain = registry.show("plain@1"), registry.show("plain@2")
+    assert not vouched.model.trusted and vouched.model.vouched_by == vouched.author
+    assert not plain.model.vouched
