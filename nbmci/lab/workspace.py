@@ -1,0 +1,143 @@
+"""What the extension keeps between requests: the project it serves, its CI jobs, and the
+read-only copies of executed notebooks it writes into the server's root directory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from nbmci.errors import InvalidInputError, NotFoundError, UnavailableError
+from nbmci.lab.jobs import JobManager
+
+if TYPE_CHECKING:
+    from nbmci.api import Project
+
+logger = logging.getLogger(__name__)
+
+REPORTS_DIR = "nbmci-reports"  # not a dot-dir: Jupyter's file browser hides those
+MAX_NOTEBOOK_NAME = 255
+
+
+class Workspace:
+    """The nbmci project found from the server's root directory (or ``NBMCI_ROOT``)."""
+
+    def __init__(self, root_dir: str | os.PathLike[str],
+                 contents_root: str | os.PathLike[str] | None = None) -> None:
+        self.root_dir = Path(root_dir).resolve()
+        self.contents_root = Path(contents_root or root_dir).resolve()
+        self.jobs = JobManager()
+        self._projects: dict[tuple[str, str, str], Project] = {}
+        self._lock = threading.Lock()
+
+    def find_project(self) -> Project | None:
+        """The project, or None when there is none (no registry yet). Creates nothing."""
+        from nbmci.api import Project  # SQLAlchemy and the core load on the first request
+
+        found = Project.open(self.root_dir)
+        if not _has_registry(found.settings.registry_url):
+            return None
+        settings = found.settings
+        key = (str(settings.root), settings.store_url, settings.registry_url)
+        with self._lock:  # one Project per registry, its engine made once, on one thread
+            project = self._projects.get(key)
+            if project is None or project.settings != settings:
+                project = self._projects[key] = found
+                project.registry.engine  # noqa: B018
+                project.store  # noqa: B018
+            elif project.settings.extra != settings.extra:
+                project.settings = settings  # [tool.nbmci.ci] changed; same registry and store
+            return project
+
+    def project(self) -> Project:
+        """The project, or a NotFoundError that says how to make one."""
+        project = self.find_project()
+        if project is None:
+            raise NotFoundError(
+                f"No nbmci project at {self.root_dir}: it has no .nbmci registry yet.",
+                hint="Commit a model from a notebook there (%mci_commit), run `nbmci init` in "
+                     "it, or start Jupyter with NBMCI_ROOT set to the project.")
+        return project
+
+    def close(self) -> None:
+        self.jobs.close()
+        with self._lock:
+            for project in self._projects.values():
+                project.close()
+            self._projects.clear()
+
+    # -- executed notebooks ----------------------------------------------------------------
+
+    def open_notebook(self, name: str, number: int, notebook: str) -> dict[str, Any]:
+        """Write the executed ``notebook`` of ``name@number``'s newest CI run, read-only, to
+        ``nbmci-reports/NAME@N/NOTEBOOK`` under the contents root; returns its path there."""
+        check_notebook_name(notebook)
+        project = self.project()
+        version = project.show(f"{name}@{number}")
+        if version.ci is None:
+            raise NotFoundError(f"{version.ref} has no CI run yet, so no executed notebook.",
+                                hint=f"Run CI for it first (`nbmci ci {version.ref}`).")
+        entry = next((n for n in version.ci.notebooks if n["notebook"] == notebook), None)
+        if entry is None:
+            known = ", ".join(repr(n["notebook"]) for n in version.ci.notebooks) or "none"
+            raise NotFoundError(f"The newest CI run of {version.ref} has no notebook "
+                                f"{notebook[:80]!r}.", hint=f"Its notebooks: {known}.")
+        if not entry["output_digest"]:
+            reason = (entry.get("error") or {}).get("reason", "it did not run")
+            raise NotFoundError(f"No executed copy of {notebook!r} was stored for "
+                                f"{version.ref}: {reason}.",
+                                hint=f"Run CI again (`nbmci ci {version.ref}`).")
+        data = project.store.get(entry["output_digest"])  # verified against its digest
+        relative = PurePosixPath(REPORTS_DIR, version.ref, notebook)
+        if relative.suffix != ".ipynb":
+            relative = relative.with_name(relative.name + ".ipynb")
+        target = self.contents_root.joinpath(*relative.parts)
+        _write_read_only(self.contents_root, target, data)
+        return {"path": relative.as_posix(), "ref": version.ref, "notebook": notebook,
+                "status": entry["status"], "digest": entry["output_digest"]}
+
+
+def _has_registry(url: str) -> bool:
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///").split("?", 1)[0]).is_file()
+    return True  # a server database (PostgreSQL) is there whether or not we look
+
+
+def check_notebook_name(notebook: object) -> str:
+    """A notebook name as CI records it: a relative path with no '..', '.', or hidden parts."""
+    if not isinstance(notebook, str) or not notebook:
+        raise InvalidInputError("The notebook name is empty.")
+    shown = repr(notebook[:80])
+    parts = notebook.split("/")
+    if (len(notebook) > MAX_NOTEBOOK_NAME or "\\" in notebook
+            or any(ord(c) < 32 or ord(c) == 127 for c in notebook)
+            or any(not p or p.startswith(".") for p in parts)):
+        raise InvalidInputError(
+            f"{shown} is not an evaluation notebook name.",
+            hint="Use a name from the version's CI notebooks, e.g. notebooks/evaluate.ipynb "
+                 "(relative, no '..', no hidden parts).")
+    return notebook
+
+
+def _write_read_only(root: Path, target: Path, data: bytes) -> None:
+    """Replace ``target`` with ``data``, mode 0444, never outside ``root`` (symlinks too)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.resolve().is_relative_to(root):
+            raise InvalidInputError(f"{target.parent} is outside the Jupyter root directory.",
+                                    hint=f"Remove the symbolic link under {root / REPORTS_DIR}.")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".nbmci-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)  # a rename: the read-only old copy need not be writable
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise UnavailableError(f"Could not write {target}: {exc.strerror or exc}.",
+                               hint="Check that the Jupyter root directory is writable.") from exc

@@ -1,0 +1,263 @@
+"""The REST API of the server extension, route by route, against a real jupyter_server."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from nbmci.api import Project
+from tests.lab.conftest import NOTEBOOK, Client, Reply, executed_notebook, quote, record_ci
+
+
+def error_of(reply: Reply, status: int, kind: str | None = None) -> dict[str, Any]:
+    """The JSON error body of ``reply``, after checking its status and shape."""
+    assert reply.status == status, reply.body
+    assert reply.headers["Content-Type"].startswith("application/json")
+    body = reply.json
+    assert set(body) >= {"error", "type", "hint", "message", "status"}
+    assert body["error"] and body["message"] == body["error"] and body["status"] == status
+    assert "Traceback" not in reply.body.decode()
+    if kind is not None:
+        assert body["type"] == kind, body
+    return body
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+async def test_models_lists_every_model(api: Client, lab_project: Project, fitted: Any) -> None:
+    lab_project.commit(fitted, None, name="other")
+    lab_project.publish("clf@1", force=True)
+    reply = await api.get("models")
+    assert reply.status == 200
+    models = {m["name"]: m for m in reply.json}
+    assert set(models) == {"clf", "other"}
+    clf = models["clf"]
+    assert clf["versions"] == 2 and clf["latest"] == 2 and clf["aliases"] == {"production": 1}
+    assert {"created_at", "updated_at"} <= set(clf)
+
+
+async def test_models_without_a_project_is_empty(api: Client, jp_root_dir: Path) -> None:
+    reply = await api.get("models")
+    assert reply.status == 200 and reply.json == []
+    assert not (jp_root_dir / ".nbmci").exists()  # looking created nothing
+    body = error_of(await api.get("models/clf"), 404, "NotFoundError")
+    assert "No nbmci project" in body["error"] and "nbmci init" in body["hint"]
+    error_of(await api.post("models/clf/rollback"), 404)
+
+
+async def test_model_versions_newest_first_with_ci(api: Client, lab_project: Project) -> None:
+    record_ci(lab_project, "clf", 1)
+    lab_project.publish("clf@1")
+    reply = await api.get("models/clf")
+    assert reply.status == 200
+    model = reply.json
+    assert model["name"] == "clf" and model["aliases"] == {"production": 1}
+    v2, v1 = model["versions"]
+    assert (v2["version"], v2["ref"], v2["ci"]) == (2, "clf@2", None)
+    assert v2["message"] == "acc 0.93" and v2["metrics"] == {"acc": 0.93}
+    assert v2["model"]["class"].endswith("LogisticRegression") and v2["model"]["trusted"]
+    assert v1["aliases"] == ["production"]
+    ci = v1["ci"]
+    assert ci["status"] == "passed" and ci["metrics"] == {"accuracy": 0.9}
+    assert {"gates", "started_at", "duration"} <= set(ci)
+    (notebook,) = ci["notebooks"]
+    assert notebook["notebook"] == NOTEBOOK and notebook["status"] == "passed"
+    assert {"output_digest", "error", "cached"} <= set(notebook)
+
+
+async def test_version_details_with_lineage(api: Client, lab_project: Project) -> None:
+    reply = await api.get("models/clf/versions/1")
+    assert reply.status == 200
+    version = reply.json
+    assert version["ref"] == "clf@1" and version["version"] == 1
+    assert {"params", "data", "signature", "lineage", "metrics", "model", "ci"} <= set(version)
+    assert version["params"]["max_iter"] == 500
+    assert version == lab_project.show("clf@1").to_dict(full=True) | {
+        "created_at": version["created_at"]}  # the same as `nbmci show --json`
+
+
+@pytest.mark.parametrize("path", ["models/nope", "models/nope/versions/1",
+                                  "models/clf/versions/3", "models/clf/versions/999999999"])
+async def test_unknown_model_or_version_is_404(api: Client, lab_project: Project,
+                                               path: str) -> None:
+    body = error_of(await api.get(path), 404)
+    assert body["type"] in ("ModelNotFoundError", "VersionNotFoundError")
+    assert "nbmci" in body["hint"]
+
+
+HOSTILE = ["..", "../x", "A B", "A", "a" * 65, "x" * 5000, "<script>", "clf\x00", "-clf",
+           "%00", "ümlaut", "clf@1"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_bad_model_names_are_400(api: Client, lab_project: Project, name: str) -> None:
+    for reply in (await api.get(f"models/{quote(name)}"),
+                  await api.get(f"models/{quote(name)}/versions/1"),
+                  await api.post(f"models/{quote(name)}/publish", {"version": 1}),
+                  await api.post(f"models/{quote(name)}/rollback"),
+                  await api.post(f"models/{quote(name)}/ci", {})):
+        body = error_of(reply, 400)
+        assert body["type"] in ("InvalidNameError", "HTTPError"), body
+
+
+@pytest.mark.parametrize("number", ["0", "-1", "1.5", "x", "01", "1e3", "9" * 30, "%20"])
+async def test_bad_version_numbers_are_400(api: Client, lab_project: Project,
+                                           number: str) -> None:
+    body = error_of(await api.get(f"models/clf/versions/{quote(number)}"), 400,
+                    "InvalidInputError")
+    assert "version number" in body["error"]
+
+
+async def test_unrouted_paths_are_json_404(api: Client, lab_project: Project) -> None:
+    for reply in (await api.get("nothing"), await api.get(""), await api.post("models/clf/x"),
+                  await api.get("models/../models"), await api("DELETE", "models/clf")):
+        assert reply.status in (404, 405)
+        error_of(reply, reply.status)
+
+
+async def test_wrong_method_is_json_405(api: Client, lab_project: Project) -> None:
+    error_of(await api.get("models/clf/publish"), 405)
+    error_of(await api.post("models"), 405)
+
+
+# -- publish and roll back --------------------------------------------------------------------
+
+
+async def test_publish_refuses_without_ci_then_force_and_rollback(
+        api: Client, lab_project: Project) -> None:
+    body = error_of(await api.post("models/clf/publish", {"version": 2}), 409, "ConflictError")
+    assert "has not passed CI" in body["error"] and "--force" in body["hint"]
+    first = await api.post("models/clf/publish", {"version": 1, "force": True})
+    assert first.status == 200
+    assert first.json == {"name": "clf", "alias": "production", "previous": None, "version": 1,
+                          "forced": True, "rolled_back": False, "ref": "clf@1"}
+    record_ci(lab_project, "clf", 2)
+    second = await api.post("models/clf/publish", {"version": 2, "force": False})
+    assert second.status == 200 and second.json["previous"] == 1
+    assert not second.json["forced"]
+    back = await api.post("models/clf/rollback")
+    assert back.status == 200
+    assert back.json == {"name": "clf", "alias": "production", "previous": 2, "version": 1,
+                         "forced": False, "rolled_back": True, "ref": "clf@1"}
+    body = error_of(await api.post("models/clf/rollback"), 409, "ConflictError")
+    assert "no earlier production version" in body["error"]
+    assert lab_project.show("clf@production").version == 1
+
+
+async def test_publish_failed_ci_is_refused(api: Client, lab_project: Project) -> None:
+    record_ci(lab_project, "clf", 2, status="failed")
+    body = error_of(await api.post("models/clf/publish", {"version": 2}), 409)
+    assert "CI: failed" in body["error"]
+    error_of(await api.post("models/clf/publish", {"version": 7}), 404, "VersionNotFoundError")
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[1]", b'"x"', b"null", b'{"version": "1"}',
+                                 b'{"version": true}', b'{"version": 1, "force": "yes"}',
+                                 b'{"version": 1, "extra": 1}', b'{"version": 0}',
+                                 b'{"version": 1.0}', b'{"force": true}', b"\xff\xfe",
+                                 b"[" * 60_000, b"[" * 100_000,
+                                 b'{"version": 1, "x": "' + b"a" * 70_000 + b'"}'])
+async def test_malformed_publish_bodies_are_400(api: Client, lab_project: Project,
+                                                raw: bytes) -> None:
+    error_of(await api.post("models/clf/publish", raw=raw), 400, "InvalidInputError")
+    assert lab_project.show("clf@latest").aliases == []  # nothing moved
+
+
+@pytest.mark.parametrize("raw", [b"{", b'{"version": "2"}', b'{"version": -1}', b'{"v": 1}'])
+async def test_malformed_ci_bodies_are_400(api: Client, lab_project: Project,
+                                           raw: bytes) -> None:
+    error_of(await api.post("models/clf/ci", raw=raw), 400, "InvalidInputError")
+    assert (await api.get("jobs")).json == []
+
+
+# -- CI jobs (without kernels: the requests that fail before anything runs) -------------------
+
+
+async def test_ci_needs_configured_notebooks(api: Client, lab_project: Project) -> None:
+    body = error_of(await api.post("models/clf/ci", {"version": 1}), 400, "ConfigError")
+    assert "No evaluation notebooks" in body["error"] and "[tool.nbmci.ci]" in body["hint"]
+    error_of(await api.post("models/clf/ci", {"version": 9}), 404, "VersionNotFoundError")
+    error_of(await api.post("models/nope/ci"), 404, "ModelNotFoundError")
+    assert (await api.get("jobs")).json == []
+
+
+async def test_unknown_and_malformed_job_ids(api: Client, lab_project: Project) -> None:
+    error_of(await api.get("jobs/0123abcd"), 404, "NotFoundError")
+    error_of(await api.post("jobs/0123abcd/cancel"), 404, "NotFoundError")
+    for bad in ("x", "../jobs", "A" * 40, "<b>"):
+        error_of(await api.get(f"jobs/{quote(bad)}"), 400, "InvalidInputError")
+        error_of(await api.post(f"jobs/{quote(bad)}/cancel"), 400, "InvalidInputError")
+
+
+# -- executed notebooks -----------------------------------------------------------------------
+
+
+async def test_open_writes_a_read_only_copy(api: Client, lab_project: Project,
+                                            jp_root_dir: Path, jp_fetch: Any) -> None:
+    digest = record_ci(lab_project, "clf", 1, notebook=executed_notebook("first"))
+    reply = await api.post(f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}/open")
+    assert reply.status == 200
+    assert reply.json["path"] == "nbmci-reports/clf@1/notebooks/evaluate.ipynb"
+    assert reply.json["digest"] == digest and reply.json["ref"] == "clf@1"
+    copy = jp_root_dir / reply.json["path"]
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o444
+    assert nbformat.reads(copy.read_text(), 4).cells[0].outputs[0]["text"] == "first"
+    # Jupyter's file browser shows it (not a hidden directory), untrusted: JupyterLab renders
+    # its outputs sanitized and runs no script from them (SE-10); it will not save over it
+    contents = json_of(await jp_fetch("api", "contents", reply.json["path"], method="GET"))
+    assert contents["type"] == "notebook"
+    assert [c["metadata"]["trusted"] for c in contents["content"]["cells"]] == [False]
+    if os.geteuid() != 0:  # root may write anything
+        assert contents["writable"] is False
+    # a newer CI run replaces the read-only copy; the raw '/' form of the name works too
+    record_ci(lab_project, "clf", 1, notebook=executed_notebook("second"))
+    again = await api.post(f"models/clf/versions/1/notebooks/{NOTEBOOK}/open")
+    assert again.status == 200 and again.json["path"] == reply.json["path"]
+    assert nbformat.reads(copy.read_text(), 4).cells[0].outputs[0]["text"] == "second"
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o444
+
+
+def json_of(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+@pytest.mark.parametrize("notebook", ["../../etc/passwd", "..", "notebooks/../x.ipynb",
+                                      "/etc/passwd", "a\\b.ipynb", ".hidden.ipynb",
+                                      "notebooks//x.ipynb", "x" * 300, "a\x00b"])
+async def test_open_refuses_bad_notebook_names(api: Client, lab_project: Project,
+                                               jp_root_dir: Path, notebook: str) -> None:
+    record_ci(lab_project, "clf", 1)
+    reply = await api.post(f"models/clf/versions/1/notebooks/{quote(notebook)}/open")
+    error_of(reply, 400, "InvalidInputError")
+    assert not (jp_root_dir / "nbmci-reports").exists()
+
+
+async def test_open_unknown_notebook_version_or_run(api: Client, lab_project: Project) -> None:
+    body = error_of(await api.post(
+        f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}/open"), 404, "NotFoundError")
+    assert "no CI run yet" in body["error"]
+    record_ci(lab_project, "clf", 1)
+    body = error_of(await api.post("models/clf/versions/1/notebooks/other.ipynb/open"), 404)
+    assert NOTEBOOK in body["hint"]
+    error_of(await api.post(f"models/clf/versions/5/notebooks/{quote(NOTEBOOK)}/open"), 404,
+             "VersionNotFoundError")
+
+
+async def test_open_names_a_corrupt_executed_notebook(api: Client, lab_project: Project,
+                                                      jp_root_dir: Path) -> None:
+    digest = record_ci(lab_project, "clf", 1)
+    lab_project.store.path(digest)
+    path = Path(lab_project.store.path(digest))
+    path.chmod(0o644)
+    path.write_bytes(b"tampered")
+    body = error_of(await api.post(
+        f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}/open"), 500, "CorruptObjectError")
+    assert digest in body["error"] and "nbmci fsck" in body["hint"]
+    assert not (jp_root_dir / "nbmci-reports" / "clf@1" / NOTEBOOK).exists()
