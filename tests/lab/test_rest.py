@@ -261,3 +261,13 @@ async def test_open_names_a_corrupt_executed_notebook(api: Client, lab_project: 
         f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}/open"), 500, "CorruptObjectError")
     assert digest in body["error"] and "nbmci fsck" in body["hint"]
     assert not (jp_root_dir / "nbmci-reports" / "clf@1" / NOTEBOOK).exists()
+
+
+async def test_nbmci_root_names_a_project_elsewhere(api: Client, make_project: Any, fitted: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = make_project()
+    elsewhere.commit(fitted, None, name="remote")
+    monkeypatch.setenv("NBMCI_ROOT", str(elsewhere.settings.root))
+    reply = await api.get("models")
+    assert reply.status == 200 and [m["name"] for m in reply.json] == ["remote"]
+    assert (await api.get("models/remote/versions/1")).json["ref"] == "remote@1"
