@@ -1,0 +1,92 @@
+import { TranslationBundle } from '@jupyterlab/translation';
+import { caretDownIcon, caretRightIcon } from '@jupyterlab/ui-components';
+import React from 'react';
+
+import { INbmciModel, Nbmci } from '../tokens';
+import { AliasChips } from './chips';
+import { VersionRow } from './VersionRow';
+
+export interface IModelRowProps {
+  model: INbmciModel;
+  summary: Nbmci.IModelSummary;
+  trans: TranslationBundle;
+}
+
+/** One model: a header that expands to its versions. */
+export function ModelRow(props: IModelRowProps): JSX.Element {
+  const { model, summary, trans } = props;
+  const name = summary.name;
+  const expanded = model.isExpanded(name);
+  const busy = model.busy(name);
+  const detail = model.detail(name);
+  const Caret = expanded ? caretDownIcon : caretRightIcon;
+  return (
+    <li className="jp-nbmci-Model nbmci-model" data-name={name}>
+      <div
+        className="jp-nbmci-ModelHead"
+        role="button"
+        tabIndex={0}
+        aria-expanded={expanded}
+        onClick={() => model.toggle(name)}
+        onKeyDown={event => {
+          if (event.key === 'Enter' || event.key === ' ') {
+            event.preventDefault();
+            model.toggle(name);
+          }
+        }}
+      >
+        <Caret.react tag="span" className="jp-nbmci-Caret" />
+        <span className="jp-nbmci-ModelName" title={name}>
+          {name}
+        </span>
+        <span className="jp-nbmci-Latest">
+          {summary.latest === null ? '—' : `v${summary.latest}`}
+        </span>
+        {Object.entries(summary.aliases)
+          .sort(([a], [b]) => Number(b === 'production') - Number(a === 'production'))
+          .map(([alias, version]) => (
+            <AliasChips key={alias} aliases={[alias]} version={version} />
+          ))}
+      </div>
+      {busy && (
+        <div className="jp-nbmci-Progress" role="status">
+          <span className="jp-nbmci-Spinner" />
+          {busy}
+        </div>
+      )}
+      {expanded && (
+        <div className="jp-nbmci-ModelBody">
+          <div className="jp-nbmci-ModelActions">
+            <span className="jp-nbmci-Count">
+              {trans._n('%1 version', '%1 versions', summary.versions)}
+            </span>
+            <button
+              className="jp-nbmci-Button nbmci-rollback"
+              disabled={!!busy || summary.aliases.production === undefined}
+              title={trans.__('Move production back to the version it had before')}
+              onClick={() => void model.rollback(name)}
+            >
+              {trans.__('Roll back')}
+            </button>
+          </div>
+          {detail ? (
+            <ul className="jp-nbmci-Versions">
+              {detail.versions.map(version => (
+                <VersionRow
+                  key={version.version}
+                  model={model}
+                  name={name}
+                  version={version}
+                  busy={!!busy}
+                  trans={trans}
+                />
+              ))}
+            </ul>
+          ) : (
+            <div className="jp-nbmci-Empty">{trans.__('Loading…')}</div>
+          )}
+        </div>
+      )}
+    </li>
+  );
+}

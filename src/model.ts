@@ -1,0 +1,232 @@
+import { Notification } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { postAPI, requestAPI, segment } from './request';
+import { INbmciModel, Nbmci } from './tokens';
+
+/** How often the panel re-reads the registry while it is visible. */
+const REFRESH_MS = 5000;
+/** How often a running CI job is polled, and for how long at most. */
+const JOB_POLL_MS = 1000;
+const JOB_POLL_LIMIT = 3600;
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+/** Show an error from the server (or the network) as a notification. */
+export function notifyError(error: unknown): void {
+  const { message, hint } = error as { message?: string; hint?: string };
+  const text = String(message ?? error);
+  Notification.error(hint ? `${text} ${hint}` : text, { autoClose: 8000 });
+}
+
+/**
+ * The registry as the panel shows it. Reads go through the REST API; every change emits
+ * `changed`, and the views re-render from this state only.
+ */
+export class NbmciModel implements INbmciModel {
+  constructor(
+    private readonly _open: (path: string) => Promise<unknown>,
+    private readonly _trans: TranslationBundle
+  ) {}
+
+  get changed(): ISignal<INbmciModel, void> {
+    return this._changed;
+  }
+
+  get models(): ReadonlyArray<Nbmci.IModelSummary> {
+    return this._models;
+  }
+
+  get loaded(): boolean {
+    return this._loaded;
+  }
+
+  get offline(): string | null {
+    return this._offline;
+  }
+
+  detail(name: string): Nbmci.IModel | undefined {
+    return this._details.get(name);
+  }
+
+  isExpanded(name: string): boolean {
+    return this._expanded.has(name);
+  }
+
+  busy(name: string): string | null {
+    return this._busy.get(name) ?? null;
+  }
+
+  toggle(name: string): void {
+    if (this._expanded.delete(name)) {
+      this._changed.emit();
+      return;
+    }
+    this._expanded.add(name);
+    this._changed.emit();
+    void this._loadDetail(name).catch(notifyError);
+  }
+
+  /** Re-read the list and every expanded model; errors become notifications. */
+  async refresh(): Promise<void> {
+    try {
+      await this._refresh();
+    } catch (error) {
+      notifyError(error);
+    }
+  }
+
+  setActive(active: boolean): void {
+    if (active && this._timer === null) {
+      void this._poll();
+      this._timer = window.setInterval(() => void this._poll(), REFRESH_MS);
+    } else if (!active && this._timer !== null) {
+      window.clearInterval(this._timer);
+      this._timer = null;
+    }
+  }
+
+  async runCI(name: string, version: number): Promise<void> {
+    const trans = this._trans;
+    await this._act(name, trans.__('Starting CI…'), async () => {
+      let job = await postAPI<Nbmci.IJob>(`models/${segment(name)}/ci`, { version });
+      for (let i = 0; job.state === 'running' && i < JOB_POLL_LIMIT; i++) {
+        this._setBusy(name, this._progress(job));
+        await sleep(JOB_POLL_MS);
+        job = await requestAPI<Nbmci.IJob>(`jobs/${segment(job.id)}`);
+        if (i % 3 === 2) {
+          await this._loadDetail(name);
+        }
+      }
+      await this._refresh();
+      this._reportJob(job);
+    });
+  }
+
+  async publish(name: string, version: number): Promise<void> {
+    await this._act(name, this._trans.__('Publishing v%1…', version), async () => {
+      const moved = await postAPI<Nbmci.IAliasMove>(`models/${segment(name)}/publish`, {
+        version,
+        force: false
+      });
+      await this._refresh();
+      Notification.success(
+        this._trans.__('%1 is now %2@%3.', moved.ref, name, moved.alias),
+        { autoClose: 4000 }
+      );
+    });
+  }
+
+  async rollback(name: string): Promise<void> {
+    await this._act(name, this._trans.__('Rolling back…'), async () => {
+      const moved = await postAPI<Nbmci.IAliasMove>(`models/${segment(name)}/rollback`);
+      await this._refresh();
+      Notification.success(
+        this._trans.__('Rolled %1@%2 back to %3.', name, moved.alias, moved.ref),
+        { autoClose: 4000 }
+      );
+    });
+  }
+
+  async openReport(name: string, version: number, notebook: string): Promise<void> {
+    await this._act(name, this._trans.__('Opening report…'), async () => {
+      const { path } = await postAPI<{ path: string }>(
+        `models/${segment(name)}/versions/${version}/notebooks/${segment(notebook)}/open`
+      );
+      await this._open(path);
+    });
+  }
+
+  /** Run one action on a model: its buttons are disabled until it ends. */
+  private async _act(name: string, label: string, action: () => Promise<void>) {
+    if (this._busy.has(name)) {
+      return;
+    }
+    this._setBusy(name, label);
+    try {
+      await action();
+    } catch (error) {
+      notifyError(error);
+    } finally {
+      this._busy.delete(name);
+      this._changed.emit();
+    }
+  }
+
+  private _setBusy(name: string, label: string): void {
+    this._busy.set(name, label);
+    this._changed.emit();
+  }
+
+  private _progress(job: Nbmci.IJob): string {
+    const step = job.total ? ` ${job.done}/${job.total}` : '';
+    return this._trans.__('CI%1: %2', step, job.message ?? this._trans.__('running…'));
+  }
+
+  private _reportJob(job: Nbmci.IJob): void {
+    const trans = this._trans;
+    if (job.state === 'passed') {
+      Notification.success(trans.__('CI passed for %1.', job.ref), { autoClose: 4000 });
+    } else if (job.state === 'failed') {
+      Notification.warning(trans.__('CI failed for %1. %2', job.ref, job.message ?? ''), {
+        autoClose: 8000
+      });
+    } else if (job.state === 'running') {
+      Notification.info(trans.__('CI for %1 is still running; refresh later.', job.ref));
+    } else {
+      Notification.error(
+        trans.__('CI %1 for %2. %3', job.state, job.ref, job.error ?? job.message ?? ''),
+        { autoClose: 8000 }
+      );
+    }
+  }
+
+  /** The periodic refresh: failures show in the panel, not as a stream of notifications. */
+  private async _poll(): Promise<void> {
+    if (this._polling || document.hidden) {
+      return;
+    }
+    this._polling = true;
+    try {
+      await this._refresh();
+    } catch (error) {
+      const { message, hint } = error as { message?: string; hint?: string };
+      this._offline = [message ?? String(error), hint].filter(Boolean).join(' ');
+      this._changed.emit();
+    } finally {
+      this._polling = false;
+    }
+  }
+
+  private async _refresh(): Promise<void> {
+    const models = await requestAPI<Nbmci.IModelSummary[]>('models');
+    this._models = models;
+    this._loaded = true;
+    this._offline = null;
+    const names = new Set(models.map(m => m.name));
+    for (const name of [...this._details.keys()]) {
+      if (!names.has(name)) {
+        this._details.delete(name);
+      }
+    }
+    this._changed.emit();
+    await Promise.all([...this._expanded].filter(n => names.has(n)).map(n => this._loadDetail(n)));
+  }
+
+  private async _loadDetail(name: string): Promise<void> {
+    const detail = await requestAPI<Nbmci.IModel>(`models/${segment(name)}`);
+    this._details.set(name, detail);
+    this._changed.emit();
+  }
+
+  private _changed = new Signal<INbmciModel, void>(this);
+  private _models: Nbmci.IModelSummary[] = [];
+  private _loaded = false;
+  private _offline: string | null = null;
+  private _polling = false;
+  private _timer: number | null = null;
+  private _details = new Map<string, Nbmci.IModel>();
+  private _expanded = new Set<string>();
+  private _busy = new Map<string, string>();
+}

@@ -1,0 +1,112 @@
+import { Token } from '@lumino/coreutils';
+import { ISignal } from '@lumino/signaling';
+
+/**
+ * The shapes of the nbmci REST API (`{baseUrl}nbmci/api/`), as the panel reads them.
+ */
+export namespace Nbmci {
+  export type Aliases = { [alias: string]: number };
+  export type Metrics = { [name: string]: number | string | null };
+
+  /** One row of `GET models`. */
+  export interface IModelSummary {
+    name: string;
+    versions: number;
+    latest: number | null;
+    created_at: string;
+    updated_at: string;
+    aliases: Aliases;
+  }
+
+  /** One executed evaluation notebook of a CI run. */
+  export interface INotebookRun {
+    notebook: string;
+    status: string;
+    output_digest: string | null;
+    error: { reason?: string; [key: string]: unknown } | null;
+    cached: boolean;
+  }
+
+  export type CiStatus = 'passed' | 'failed' | 'error';
+
+  export interface ICiRun {
+    status: CiStatus;
+    metrics: Metrics;
+    gates: unknown[];
+    started_at: string;
+    duration: number;
+    notebooks: INotebookRun[];
+  }
+
+  /** One version in `GET models/{name}`, newest first. */
+  export interface IVersion {
+    version: number;
+    ref: string;
+    message: string | null;
+    created_at: string;
+    aliases: string[];
+    metrics: Metrics;
+    model: { class: string; format: string; trusted: boolean };
+    ci: ICiRun | null;
+  }
+
+  /** `GET models/{name}`. */
+  export interface IModel {
+    name: string;
+    aliases: Aliases;
+    versions: IVersion[];
+  }
+
+  export type JobState = 'running' | 'passed' | 'failed' | 'error' | 'cancelled';
+
+  /** A background job (`POST models/{name}/ci` answers one; `GET jobs/{id}` follows it). */
+  export interface IJob {
+    id: string;
+    kind: string;
+    ref: string;
+    state: JobState;
+    done: number;
+    total: number;
+    message: string | null;
+    result: unknown;
+    error: string | null;
+  }
+
+  /** `POST models/{name}/publish` and `POST models/{name}/rollback`. */
+  export interface IAliasMove {
+    name: string;
+    alias: string;
+    previous: number | null;
+    version: number;
+    forced: boolean;
+    rolled_back: boolean;
+    ref: string;
+  }
+}
+
+/**
+ * The panel's state: the model list, the expanded models' versions, and running actions.
+ */
+export interface INbmciModel {
+  readonly changed: ISignal<INbmciModel, void>;
+  readonly models: ReadonlyArray<Nbmci.IModelSummary>;
+  readonly loaded: boolean;
+  readonly offline: string | null;
+  detail(name: string): Nbmci.IModel | undefined;
+  isExpanded(name: string): boolean;
+  /** The label of the action running on a model, or null when it is idle. */
+  busy(name: string): string | null;
+  toggle(name: string): void;
+  refresh(): Promise<void>;
+  runCI(name: string, version: number): Promise<void>;
+  publish(name: string, version: number): Promise<void>;
+  rollback(name: string): Promise<void>;
+  openReport(name: string, version: number, notebook: string): Promise<void>;
+  /** Poll the server while the panel is visible. */
+  setActive(active: boolean): void;
+}
+
+export const INbmciModel = new Token<INbmciModel>(
+  'nbmci:INbmciModel',
+  'The nbmci model registry as the lab sees it over the REST API.'
+);
