@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbmci import _inputs, refs
 from nbmci.config import Settings, load_settings
@@ -46,6 +46,9 @@ from nbmci.results import (
 )
 from nbmci.store import ObjectStore, open_store
 
+if TYPE_CHECKING:
+    from nbmci.snapshot.memo import DatasetMemo
+
 logger = logging.getLogger(__name__)
 
 PRODUCTION = "production"
@@ -71,6 +74,13 @@ class Project:
     @cached_property
     def store(self) -> ObjectStore:
         return open_store(self.settings.store_url, durable=self.settings.durable)
+
+    @cached_property
+    def _datasets_seen(self) -> DatasetMemo:
+        """Data this process committed, so unchanged data is not hashed again."""
+        from nbmci.snapshot.memo import DatasetMemo
+
+        return DatasetMemo()
 
     @cached_property
     def registry(self) -> Registry:
@@ -130,7 +140,7 @@ class Project:
             for key, value in items.items():
                 datasets[key] = snapshot.write_dataset(
                     value, writer, tally, chunk_bytes=self.settings.chunk_bytes,
-                    previous=previous.get(key), progress=advance)
+                    previous=previous.get(key), progress=advance, memo=self._datasets_seen)
             stored = writer.put([blob.data])
             tally.add(stored.digest, stored.size, stored.written)
         if progress is not None:

@@ -24,6 +24,7 @@ import pyarrow as pa
 from nbmci.digest import canonical_json, hash_buffers, is_digest
 from nbmci.errors import IntegrityError, UnsupportedDataError
 from nbmci.snapshot import arrays, chunking, codec, stats
+from nbmci.snapshot.memo import DatasetMemo, Remembered, fingerprint
 from nbmci.store.objects import ObjectStore, ObjectWriter
 
 logger = logging.getLogger(__name__)
@@ -165,11 +166,13 @@ class _ColumnWriter:
         self.writer = writer
         self.tally = tally
         self.known_stats = known_stats
+        self.objects: list[tuple[str, int]] = []  # (digest, size) of everything put
 
     def put(self, pieces: list[Any]) -> str:
         digest = hash_buffers(pieces)
         stored = self.writer.put(pieces, digest)
         self.tally.add(digest, stored.size, stored.written)
+        self.objects.append((digest, stored.size))
         return digest
 
     def put_column(self, arr: pa.Array, cuts: list[int], progress: Progress | None) -> dict:
@@ -210,11 +213,38 @@ def write_dataset(
     chunk_bytes: int,
     previous: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    memo: DatasetMemo | None = None,
 ) -> DatasetSnapshot:
-    """Store ``value`` (DataFrame, Series or ndarray) and return its manifest's digest."""
+    """Store ``value`` (DataFrame, Series or ndarray) and return its snapshot.
+
+    With a ``memo``, a value this process stored before (same content, see ``memo``) reuses
+    that manifest: its objects are checked to be in the store, not chunked and hashed again.
+    """
+    key = fingerprint(value, FORMAT, chunk_bytes) if memo is not None else None
+    if key is not None and memo is not None:
+        known = memo.get(key)
+        if known is not None:
+            if all(writer.keep(digest) for digest, _ in known.objects):
+                for digest, size in known.objects:
+                    tally.add(digest, size, False)
+                if progress:
+                    progress(known.snapshot.nbytes)
+                return known.snapshot  # type: ignore[no-any-return]
+            memo.forget(key)  # an object went missing (a wiped store): store it again
+    columns_writer = _ColumnWriter(writer, tally, known_chunk_stats(previous))
     if isinstance(value, np.ndarray):
-        return _write_ndarray(value, writer, tally, chunk_bytes=chunk_bytes, progress=progress,
-                              previous=previous)
+        snapshot = _write_ndarray(value, columns_writer, chunk_bytes=chunk_bytes,
+                                  progress=progress, previous=previous)
+    else:
+        snapshot = _write_table(value, columns_writer, chunk_bytes=chunk_bytes,
+                                progress=progress, previous=previous)
+    if key is not None and memo is not None:
+        memo.put(key, Remembered(snapshot, tuple(columns_writer.objects)))
+    return snapshot
+
+
+def _write_table(value: Any, columns_writer: _ColumnWriter, *, chunk_bytes: int,
+                 progress: Progress | None, previous: dict[str, Any] | None) -> DatasetSnapshot:
     kind, table, extra = _to_table(value)
     rows = table.num_rows
     nbytes = table.nbytes
@@ -225,7 +255,6 @@ def write_dataset(
         prefer = ((previous or {}).get("chunking") or {}).get("keys") or []
         key_arrays, keys = _key_arrays(table, [str(k) for k in prefer])
         cuts = chunking.cut_points(chunking.fingerprints(key_arrays, rows), average)
-    columns_writer = _ColumnWriter(writer, tally, known_chunk_stats(previous))
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
         entry = columns_writer.put_column(_single(column), cuts, progress)
@@ -261,7 +290,7 @@ def _describe(value: Any, kind: str) -> list[dict[str, str]]:
     return [{"name": str(c), "dtype": str(t)} for c, t in value.dtypes.items()]
 
 
-def _write_ndarray(value: np.ndarray, writer: ObjectWriter, tally: WriteTally, *,
+def _write_ndarray(value: np.ndarray, column_writer: _ColumnWriter, *,
                    chunk_bytes: int, progress: Progress | None,
                    previous: dict[str, Any] | None) -> DatasetSnapshot:
     if value.dtype.hasobject or value.dtype.fields is not None:
@@ -279,7 +308,6 @@ def _write_ndarray(value: np.ndarray, writer: ObjectWriter, tally: WriteTally, *
     if rows and row_bytes:
         keys = [chunking.key_words(flat, rows)]
         cuts = chunking.cut_points(chunking.fingerprints(keys, rows), average)
-    column_writer = _ColumnWriter(writer, tally, {})
     digests, start = [], 0
     for end in cuts:
         piece = flat[start * row_bytes : end * row_bytes]

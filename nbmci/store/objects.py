@@ -309,6 +309,14 @@ class ObjectWriter:
             self._finish(fd, tmp, path, digest)
         return StoredObject(digest, size, True)
 
+    def keep(self, digest: str) -> bool:
+        """Whether the object ``digest`` is in the store; if so it is kept from gc as if it
+        had just been written (see ``_reuse``)."""
+        path = self.store.path(digest)
+        if not self.store.is_local:
+            return bool(self.store.fs.exists(path))
+        return self._reuse(path)
+
     def _reuse(self, path: str) -> bool:
         """Whether ``path`` exists and was kept from gc: its mtime is refreshed under the store's
         shared lock (held until this writer closes), so a concurrent gc either sees it young

@@ -41,6 +41,14 @@ def test_unchanged_data_stores_zero_bytes(small_chunks: Project, fitted: Any) ->
     assert first.stored.new_objects > 20  # really chunked
     assert _data_bytes(again) == 0
     assert again.data["X"].digest == first.data["X"].digest
+    # another process (no memory of the first commit) chunks and hashes to the same objects
+    fresh = Project(small_chunks.settings)
+    try:
+        third = fresh.commit(fitted, {"X": frame}, name="m")
+    finally:
+        fresh.close()
+    assert _data_bytes(third) == 0
+    assert third.data["X"].digest == first.data["X"].digest
 
 
 def test_append_stores_about_the_appended_rows(small_chunks: Project, fitted: Any) -> None:
