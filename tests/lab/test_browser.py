@@ -144,6 +144,23 @@ def test_publish_from_the_panel_moves_production(page: Any, lab: Lab,
     assert page.errors == []
 
 
+def test_roll_back_from_the_panel(page: Any) -> None:
+    expand(page, "iris")
+    production = '.nbmci-alias[data-alias="production"]'
+    version(page, "iris@2").locator(production).wait_for()
+    page.locator('.nbmci-model[data-name="iris"] button.nbmci-rollback').click()
+    version(page, "iris@1").locator(production).wait_for()
+    assert version(page, "iris@2").locator(production).count() == 0
+    page.locator(".Toastify__toast", has_text="back to iris@1").wait_for()
+
+
+def test_refused_publish_shows_the_server_reason(page: Any) -> None:
+    expand(page, "xss")
+    version(page, "xss@1").locator("button.nbmci-publish").click()
+    page.locator(".Toastify__toast", has_text="has not passed CI").wait_for()
+    assert version(page, "xss@1").locator('.nbmci-alias[data-alias="production"]').count() == 0
+
+
 def test_se10_hostile_registry_text_is_shown_as_text(page: Any,
                                                      request: pytest.FixtureRequest) -> None:
     expand(page, "xss")
@@ -167,7 +184,8 @@ def test_report_opens_the_executed_notebook(page: Any, request: pytest.FixtureRe
     page.screenshot(path=str(artifact_dir(request.config) / "lab-report.png"))
 
 
-def test_run_ci_from_the_panel_shows_progress_then_the_result(page: Any) -> None:
+def test_run_ci_from_the_panel_shows_progress_then_the_result(
+        page: Any, request: pytest.FixtureRequest) -> None:
     expand(page, "xss")
     row = version(page, "xss@1")
     row.locator("button.nbmci-run-ci").click()
@@ -176,5 +194,7 @@ def test_run_ci_from_the_panel_shows_progress_then_the_result(page: Any) -> None
     # xss@1 has no "accuracy" metric: the evaluation notebook raises, so CI ends in "error"
     row.locator('.nbmci-ci[data-status="error"]').wait_for(timeout=120_000)
     assert row.locator("button.nbmci-publish").is_enabled()
-    page.locator(".Toastify__toast", has_text="xss@1").wait_for()
+    page.locator(".Toastify__toast", has_text="CI error for xss@1").wait_for()
+    page.wait_for_timeout(800)  # the toast slides in
+    page.screenshot(path=str(artifact_dir(request.config) / "lab-sidebar-ci-error.png"))
     assert page.errors == []
