@@ -64,6 +64,11 @@ _HOMES = {
 }
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension is, for ``jupyter labextension develop``."""
+    return [{"src": "labextension", "dest": "nbmci"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register the ``%mci_*`` magics: run by ``%load_ext nbmci``, or by IPython at start-up
     with ``c.InteractiveShellApp.extensions = ["nbmci"]`` in an IPython or kernel config."""

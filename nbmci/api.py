@@ -26,6 +26,7 @@ from nbmci.errors import (
     InvalidInputError,
     ModelNotFoundError,
     NbmciError,
+    NotFoundError,
     VersionNotFoundError,
 )
 from nbmci.refs import Ref
@@ -267,6 +268,27 @@ class Project:
                                     {"format": version.model.format,
                                      "vouched_by": version.model.vouched_by})
         return model
+
+    def executed_notebook(self, ref: str | Ref,
+                          notebook: str) -> tuple[Version, dict[str, Any], bytes]:
+        """The executed copy of ``notebook`` from ``ref``'s newest CI run: the version, the
+        run's entry for that notebook (status, output_digest, ...) and the notebook's bytes,
+        verified against their digest."""
+        version = self.show(ref)
+        if version.ci is None:
+            raise NotFoundError(f"{version.ref} has no CI run yet, so no executed notebook.",
+                                hint=f"Run CI for it first (`nbmci ci {version.ref}`).")
+        entry = next((n for n in version.ci.notebooks if n["notebook"] == notebook), None)
+        if entry is None:
+            known = ", ".join(repr(n["notebook"]) for n in version.ci.notebooks) or "none"
+            raise NotFoundError(f"The newest CI run of {version.ref} has no notebook "
+                                f"{notebook[:80]!r}.", hint=f"Its notebooks: {known}.")
+        if not entry["output_digest"]:
+            reason = (entry.get("error") or {}).get("reason", "it did not run")
+            raise NotFoundError(f"No executed copy of {notebook!r} was stored for "
+                                f"{version.ref}: {reason}.",
+                                hint=f"Run CI again (`nbmci ci {version.ref}`).")
+        return version, entry, self.store.get(entry["output_digest"])
 
     def load_data(self, ref: str | Ref) -> dict[str, Any]:
         """The data committed with ``ref``, as the DataFrames, Series and arrays it was."""

@@ -75,22 +75,7 @@ class Workspace:
         """Write the executed ``notebook`` of ``name@number``'s newest CI run, read-only, to
         ``nbmci-reports/NAME@N/NOTEBOOK`` under the contents root; returns its path there."""
         check_notebook_name(notebook)
-        project = self.project()
-        version = project.show(f"{name}@{number}")
-        if version.ci is None:
-            raise NotFoundError(f"{version.ref} has no CI run yet, so no executed notebook.",
-                                hint=f"Run CI for it first (`nbmci ci {version.ref}`).")
-        entry = next((n for n in version.ci.notebooks if n["notebook"] == notebook), None)
-        if entry is None:
-            known = ", ".join(repr(n["notebook"]) for n in version.ci.notebooks) or "none"
-            raise NotFoundError(f"The newest CI run of {version.ref} has no notebook "
-                                f"{notebook[:80]!r}.", hint=f"Its notebooks: {known}.")
-        if not entry["output_digest"]:
-            reason = (entry.get("error") or {}).get("reason", "it did not run")
-            raise NotFoundError(f"No executed copy of {notebook!r} was stored for "
-                                f"{version.ref}: {reason}.",
-                                hint=f"Run CI again (`nbmci ci {version.ref}`).")
-        data = project.store.get(entry["output_digest"])  # verified against its digest
+        version, entry, data = self.project().executed_notebook(f"{name}@{number}", notebook)
         relative = PurePosixPath(REPORTS_DIR, version.ref, notebook)
         if relative.suffix != ".ipynb":
             relative = relative.with_name(relative.name + ".ipynb")
