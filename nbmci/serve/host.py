@@ -28,6 +28,7 @@ from nbmci.errors import (
     UntrustedModelError,
 )
 from nbmci.results import Version
+from nbmci.serve.shortcuts import Predict, shortcut
 
 logger = logging.getLogger(__name__)
 _RELOAD_WAIT = 30.0  # seconds a reload waits for the follower's current pass
@@ -73,6 +74,7 @@ class LiveModel:
     class_name: str
     frame_columns: tuple[str, ...] | None  # the model was fit on a DataFrame with these names
     inline: bool = False  # predict is fast enough to run on the event loop (see smoke_test)
+    shortcut: Predict | None = None  # a faster predict, checked equal (see serve.shortcuts)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -89,6 +91,8 @@ class LiveModel:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Predictions for a 2-D float matrix whose columns are ``features``."""
+        if self.shortcut is not None:
+            return self.shortcut(matrix)
         X: Any = matrix
         if self.frame_columns is not None:
             import pandas as pd
@@ -175,6 +179,8 @@ def smoke_test(version: Version, live: LiveModel) -> LiveModel:
         raise SmokeTestFailedError(version.ref, "it predicted NaN or infinity on example rows")
     if live.frame_columns is not None:
         live = _on_arrays(live, matrix, predicted)
+    if live.frame_columns is None:
+        live = replace(live, shortcut=shortcut(live.model, matrix))
     # only models in the safe format (scikit-learn's own code): a pickled model may be fast on
     # its example rows and hang on others, and on the event loop no timeout could stop it
     return replace(live, inline=version.model.trusted and _is_fast(live, matrix))
@@ -387,7 +393,8 @@ class ModelHost:
         self.state(name).failed.pop(target, None)
         logger.info("%s is live (was %s), loaded in %.3fs, predicting %s", ref,
                     live.ref if live else "none", time.perf_counter() - started,
-                    "on the event loop" if candidate.inline else "in threads")
+                    ("on the event loop" if candidate.inline else "in threads")
+                    + (" through a shortcut" if candidate.shortcut else ""))
         self._emit(SwapEvent(name, "swapped", target, live.version if live else None))
 
     def _load(self, ref: str) -> LiveModel:

@@ -1,0 +1,72 @@
+"""Serving shortcuts for forests: same outputs as the model's own predict, or no shortcut."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression
+
+from nbmci.serve.shortcuts import shortcut
+
+
+def _classification(labels: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    X, y = make_classification(600, 8, n_informative=5, n_classes=3, random_state=0)
+    return X, (np.asarray(labels)[y] if labels is not None else y)
+
+
+@pytest.mark.parametrize("kind", [RandomForestClassifier, ExtraTreesClassifier])
+def test_forest_classifiers_predict_exactly_as_the_model(kind: Any) -> None:
+    X, y = _classification(["setosa", "versicolor", "virginica"])
+    model = kind(n_estimators=30, random_state=0).fit(X[:400], y[:400])
+    fast = shortcut(model, X[:5])
+    assert fast is not None
+    held_out = X[400:]
+    assert np.array_equal(fast(held_out), model.predict(held_out))
+    assert fast(held_out[:1]).dtype == model.predict(held_out[:1]).dtype
+
+
+@pytest.mark.parametrize("kind", [RandomForestRegressor, ExtraTreesRegressor])
+def test_forest_regressors_predict_as_the_model(kind: Any) -> None:
+    X, y = make_regression(500, 6, random_state=0)
+    model = kind(n_estimators=25, random_state=0).fit(X[:300], y[:300])
+    fast = shortcut(model, X[:5])
+    assert fast is not None
+    np.testing.assert_allclose(fast(X[300:]), model.predict(X[300:]), rtol=1e-12)
+
+
+def test_missing_values_follow_the_trees() -> None:
+    X, y = _classification()
+    X[::7, 2] = np.nan  # scikit-learn's forests route NaN at each split
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    fast = shortcut(model, X[:10])
+    assert fast is not None
+    assert np.array_equal(fast(X), model.predict(X))
+
+
+def test_other_models_keep_their_own_predict() -> None:
+    X, y = _classification()
+
+    class Tweaked(RandomForestClassifier):
+        pass
+
+    Y = np.stack([y, y], axis=1)
+    assert shortcut(LogisticRegression(max_iter=500).fit(X, y), X[:5]) is None
+    assert shortcut(Tweaked(n_estimators=5).fit(X, y), X[:5]) is None
+    assert shortcut(RandomForestClassifier(n_estimators=5).fit(X, Y), X[:5]) is None  # 2 outputs
+    assert shortcut(RandomForestClassifier(n_estimators=5), X[:5]) is None  # not fitted
+
+
+def test_a_shortcut_that_disagrees_on_the_example_rows_is_not_used() -> None:
+    X, y = _classification()
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    model.predict_proba = lambda rows: np.full((len(rows), 3), 1 / 3)  # not what the trees say
+    assert shortcut(model, X[:5]) is None
