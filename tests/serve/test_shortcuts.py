@@ -13,7 +13,16 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import (
+    ElasticNet,
+    Lasso,
+    LinearRegression,
+    LogisticRegression,
+    Ridge,
+    SGDClassifier,
+)
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import LinearSVC
 
 from nbmci.serve.shortcuts import shortcut
 
@@ -52,14 +61,44 @@ def test_missing_values_follow_the_trees() -> None:
     assert np.array_equal(fast(X), model.predict(X))
 
 
+@pytest.mark.parametrize("labels", [None, ["no", "yes"], ["a", "b", "c"]])
+@pytest.mark.parametrize("kind", [LogisticRegression, SGDClassifier, LinearSVC])
+def test_linear_classifiers_predict_exactly_as_the_model(kind: Any, labels: Any) -> None:
+    X, y = _classification()
+    if labels is not None and len(labels) == 2:
+        y = (y > 0).astype(int)
+    if labels is not None:
+        y = np.asarray(labels)[y]
+    model = kind(random_state=0).fit(X[:400], y[:400])
+    fast = shortcut(model, X[:5])
+    assert fast is not None
+    assert np.array_equal(fast(X[400:]), model.predict(X[400:]))
+    assert np.array_equal(fast(X[400:401]), model.predict(X[400:401]))
+
+
+@pytest.mark.parametrize("kind", [LinearRegression, Ridge, Lasso, ElasticNet])
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_linear_regressors_predict_as_the_model(kind: Any, outputs: int) -> None:
+    X, y = make_regression(300, 6, n_targets=outputs, random_state=0)
+    model = kind().fit(X[:200], y[:200])
+    fast = shortcut(model, X[:5])
+    assert fast is not None
+    np.testing.assert_array_equal(fast(X[200:]), model.predict(X[200:]))
+
+
 def test_other_models_keep_their_own_predict() -> None:
     X, y = _classification()
 
     class Tweaked(RandomForestClassifier):
         pass
 
+    class Shifted(LogisticRegression):
+        def predict(self, X: Any) -> Any:
+            return super().predict(X)
+
     Y = np.stack([y, y], axis=1)
-    assert shortcut(LogisticRegression(max_iter=500).fit(X, y), X[:5]) is None
+    assert shortcut(KNeighborsClassifier().fit(X, y), X[:5]) is None
+    assert shortcut(Shifted(max_iter=500).fit(X, y), X[:5]) is None
     assert shortcut(Tweaked(n_estimators=5).fit(X, y), X[:5]) is None
     assert shortcut(RandomForestClassifier(n_estimators=5).fit(X, Y), X[:5]) is None  # 2 outputs
     assert shortcut(RandomForestClassifier(n_estimators=5), X[:5]) is None  # not fitted
@@ -70,3 +109,6 @@ def test_a_shortcut_that_disagrees_on_the_example_rows_is_not_used() -> None:
     model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
     model.predict_proba = lambda rows: np.full((len(rows), 3), 1 / 3)  # not what the trees say
     assert shortcut(model, X[:5]) is None
+    linear = LogisticRegression(max_iter=500).fit(X, y)
+    linear.predict = lambda rows: np.zeros(len(rows), dtype=int)  # not what the weights say
+    assert shortcut(linear, X[:50]) is None
