@@ -98,6 +98,7 @@ def serve(host: str, port: int, models: tuple[str, ...], poll_interval: float,
     app = create_app(settings, project=api.project())
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="none",
                             lifespan="on", access_log=False, server_header=False,
+                            proxy_headers=False,  # nothing here reads the client's address
                             timeout_graceful_shutdown=int(timeout) + 5)
     server = _server_class()(config, app.state.serve, drain)
     app.state.serve.host.add_listener(_FreezeAfterFirstSwap())

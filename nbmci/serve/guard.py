@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+_SEEN_HOSTS = 256
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
@@ -44,6 +45,7 @@ class Guard:
         self.app = app
         self.max_body = max_body
         self.hosts = hosts
+        self._seen_hosts: dict[str, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -61,7 +63,7 @@ class Guard:
             elif key == b"transfer-encoding":
                 chunked = True
         if self.hosts is not None:
-            if host is None or host_name(host) not in self.hosts:
+            if host is None or not self._allowed(host):
                 await send_json(send, 400, {
                     "error": f"Host header {(host or '')[:100]!r} is not served here.",
                     "type": "InvalidHostError",
@@ -85,6 +87,15 @@ class Guard:
                 await self.app(scope, receive, send)
                 return
         await self._call_counting(scope, receive, send)
+
+    def _allowed(self, host: str) -> bool:
+        """Whether the Host header names a served host (remembered: clients repeat theirs)."""
+        known = self._seen_hosts.get(host)
+        if known is None:
+            if len(self._seen_hosts) >= _SEEN_HOSTS:
+                self._seen_hosts.clear()  # a client cycling through names gains nothing
+            known = self._seen_hosts[host] = host_name(host) in (self.hosts or ())
+        return known
 
     async def _call_counting(self, scope: Scope, receive: Any, send: Any) -> None:
         seen = 0
