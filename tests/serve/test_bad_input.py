@@ -156,3 +156,19 @@ def test_se13_defaults_bind_loopback_and_turn_admin_off(make_serving: Any) -> No
     with running.client() as http:
         answer = http.post("/admin/reload")
     assert answer.status_code == 403 and "--token" in answer.json()["hint"]
+
+
+def test_huge_finite_values_are_values_not_errors(client: Any) -> None:
+    # their sum overflows to inf: the quick finiteness check must fall back to the full one
+    answer = client.post("/invocations", json={"instances": [[1e308, 1e308, 1e308, 1e308]]})
+    # the model itself overflows on them: that warning is an error under this test suite's
+    # filters (422, PredictFailedError); what matters is no 500 and no "infinite" refusal
+    assert answer.status_code in (200, 422), answer.text
+    if answer.status_code == 422:
+        assert answer.json()["type"] == "PredictFailedError"
+
+
+def test_host_verdicts_stay_right_when_remembered(client: Any) -> None:
+    for _ in range(3):  # the second and third answers come from the remembered verdicts
+        assert client.get("/v2/health/live", headers={"Host": "evil.com"}).status_code == 400
+        assert client.get("/v2/health/live", headers={"Host": "127.0.0.1:1"}).status_code == 200

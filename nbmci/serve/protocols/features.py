@@ -80,7 +80,9 @@ def check_matrix(live: LiveModel, matrix: np.ndarray, field: str) -> np.ndarray:
         raise InputMismatchError(
             f"'{field}' rows have {width} values; {live.ref} takes {len(live.features)} "
             f"features: {', '.join(live.features)}.", field=field)
-    if np.isfinite(matrix.sum()):  # one reduction; a sum that overflows is checked in full
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = matrix.sum()
+    if np.isfinite(total):  # one reduction; a sum that overflows is checked value by value
         return matrix
     finite = np.isfinite(matrix)
     if not finite.all():
