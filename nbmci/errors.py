@@ -196,6 +196,14 @@ class PickleFallbackWarning(NbmciWarning):
     pass
 
 
+# The HTTP status of each category, for the faces that speak HTTP (the serving app and the
+# Jupyter server extension); a face adds statuses for its own leaves.
+HTTP_STATUS: dict[type, int] = {
+    InvalidInputError: 400, NotFoundError: 404, ConflictError: 409, NotAllowedError: 403,
+    FailedError: 422, UnavailableError: 503, IntegrityError: 500,
+}
+
+
 def category(exc: BaseException, table: dict[type, Any], default: Any) -> Any:
     """Look up ``exc``'s category in a face's table by walking its MRO (starlette's way)."""
     return next((table[c] for c in type(exc).__mro__ if c in table), default)

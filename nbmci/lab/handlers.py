@@ -22,14 +22,10 @@ from jupyter_server.utils import url_path_join
 
 from nbmci import refs
 from nbmci.errors import (
-    ConflictError,
-    FailedError,
-    IntegrityError,
+    HTTP_STATUS,
     InvalidInputError,
     NbmciError,
-    NotAllowedError,
     NotFoundError,
-    UnavailableError,
     category,
 )
 from nbmci.lab.workspace import Workspace
@@ -40,10 +36,6 @@ T = TypeVar("T")
 SETTINGS_KEY = "nbmci.lab"
 API_PATH = "nbmci/api"
 MAX_BODY = 64 * 1024
-HTTP_STATUS: dict[type, int] = {
-    InvalidInputError: 400, NotFoundError: 404, ConflictError: 409, NotAllowedError: 403,
-    FailedError: 422, UnavailableError: 503, IntegrityError: 500,
-}
 _HTTP_HINTS = {
     403: "Reload JupyterLab and log in again: nbmci's API needs Jupyter's token or login "
          "cookie, and a POST also needs the _xsrf token from the same origin.",

@@ -22,17 +22,8 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from nbmci.errors import (
-    ConflictError,
-    FailedError,
-    IntegrityError,
-    InvalidInputError,
-    NbmciError,
-    NotAllowedError,
-    NotFoundError,
-    UnavailableError,
-    category,
-)
+from nbmci import errors
+from nbmci.errors import InvalidInputError, NbmciError, NotAllowedError, category
 from nbmci.serve.batching import OverloadedError, PredictTimeoutError
 from nbmci.serve.guard import BodyTooLargeError
 from nbmci.serve.host import LiveModel
@@ -58,10 +49,8 @@ class UnauthorizedError(NotAllowedError):
 
 
 HTTP_STATUS: dict[type, int] = {
-    UnsupportedMediaTypeError: 415, InputMismatchError: 422, InvalidInputError: 400,
-    NotFoundError: 404, ConflictError: 409, UnauthorizedError: 401, NotAllowedError: 403,
-    FailedError: 422, IntegrityError: 500, OverloadedError: 429, PredictTimeoutError: 504,
-    UnavailableError: 503,
+    **errors.HTTP_STATUS, UnsupportedMediaTypeError: 415, InputMismatchError: 422,
+    UnauthorizedError: 401, OverloadedError: 429, PredictTimeoutError: 504,
 }
 JSON_TYPES = ("application/json",)
 MLFLOW_TYPES = ("application/json", "text/csv")
