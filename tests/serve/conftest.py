@@ -141,6 +141,15 @@ def serving(make_serving: Callable[..., Any]) -> tuple[Project, Running]:
 
 
 ROW = [5.1, 3.5, 1.4, 0.2]
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+
+
+@pytest.fixture(scope="module")
+def client(serving: tuple[Project, Running]) -> Iterator[httpx.Client]:
+    """An HTTP client of the module's ``serving`` server."""
+    _, running = serving
+    with running.client() as http:
+        yield http
 
 
 @contextmanager

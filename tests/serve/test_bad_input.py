@@ -8,17 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.serve.conftest import TOKEN
-
-ROW = [5.1, 3.5, 1.4, 0.2]
-FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-
-
-@pytest.fixture(scope="module")
-def client(serving: Any) -> Any:
-    _, running = serving
-    with running.client() as http:
-        yield http
+from tests.serve.conftest import FEATURES, ROW, TOKEN
 
 
 def _v2(data: Any, shape: list[int] | None = None, datatype: str = "FP64") -> dict[str, Any]:

@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,19 +38,27 @@ class SlowOnMarker:
         return np.zeros(len(X), dtype=np.int64)
 
 
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory, iris_frame: Any) -> Iterator[Any]:
-    root = tmp_path_factory.mktemp("limits")
+@contextmanager
+def _slow_server(root: Path, iris_frame: Any, timeout: float) -> Iterator[Any]:
+    """``SlowOnMarker`` in production behind a server with ``timeout`` and a small queue."""
     (root / ".nbmci").mkdir(mode=0o700)
     project = Project(load_settings(root))
     X, y = iris_frame
     commit(project, SlowOnMarker(), X, y, name="slow", trust=True)
     project.publish("slow@1", force=True)
-    settings = ServeSettings(poll_interval=0.05, timeout=TIMEOUT, max_queue=QUEUE)
-    with run_server(create_app(settings, project=project)) as server:
-        wait_for(lambda: server.state.host.is_ready)
+    settings = ServeSettings(poll_interval=0.05, timeout=timeout, max_queue=QUEUE)
+    try:
+        with run_server(create_app(settings, project=project)) as server:
+            wait_for(lambda: server.state.host.is_ready)
+            yield server
+    finally:
+        project.close()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, iris_frame: Any) -> Iterator[Any]:
+    with _slow_server(tmp_path_factory.mktemp("limits"), iris_frame, TIMEOUT) as server:
         yield server
-    project.close()
 
 
 def _post(url: str, row: list[float], results: list[Any]) -> None:
@@ -117,17 +127,8 @@ def test_sv06_a_model_stuck_in_overruns_is_refused_fast_until_they_end(running: 
 @pytest.fixture(scope="module")
 def patient(tmp_path_factory: pytest.TempPathFactory, iris_frame: Any) -> Iterator[Any]:
     """The slow model behind a server whose timeout outlasts its sleep: the queue fills."""
-    root = tmp_path_factory.mktemp("queue")
-    (root / ".nbmci").mkdir(mode=0o700)
-    project = Project(load_settings(root))
-    X, y = iris_frame
-    commit(project, SlowOnMarker(), X, y, name="slow", trust=True)
-    project.publish("slow@1", force=True)
-    settings = ServeSettings(poll_interval=0.05, timeout=SLEEP * 4, max_queue=QUEUE)
-    with run_server(create_app(settings, project=project)) as server:
-        wait_for(lambda: server.state.host.is_ready)
+    with _slow_server(tmp_path_factory.mktemp("queue"), iris_frame, SLEEP * 4) as server:
         yield server
-    project.close()
 
 
 def test_sv07_excess_requests_get_429_quickly_and_admitted_ones_finish(patient: Any) -> None:

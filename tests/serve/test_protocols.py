@@ -6,15 +6,7 @@ from typing import Any
 
 import pytest
 
-ROW = [5.1, 3.5, 1.4, 0.2]
-FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-
-
-@pytest.fixture(scope="module")
-def client(serving: Any) -> Any:
-    _, running = serving
-    with running.client() as http:
-        yield http
+from tests.serve.conftest import FEATURES, ROW
 
 
 def test_health_live_and_ready(client: Any) -> None:

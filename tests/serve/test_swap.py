@@ -10,8 +10,6 @@ import pytest
 
 from tests.serve.conftest import TOKEN, broken, commit, fit, load_loop, wait_for
 
-ROW = [5.1, 3.5, 1.4, 0.2]
-
 
 def _seen_version(seen: list[tuple[int, str | None]], version: str) -> bool:
     return any(v == version for _, v in seen)

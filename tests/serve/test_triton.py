@@ -8,10 +8,10 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.serve.conftest import FEATURES
+
 tritonhttp = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402
-
-FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
 
 @pytest.fixture(scope="module")
