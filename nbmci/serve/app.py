@@ -1,4 +1,4 @@
-"""The serving app: ``create_app(settings) -> Starlette``, a face over ``ModelHost``.
+"""The serving app: ``create_app(settings) -> ServingApp``, a face over ``ModelHost``.
 
 Routes: Open Inference Protocol v2 under ``/v2``, MLflow's ``/invocations``, ``/metrics``,
 ``/openapi.json`` and the token-guarded ``/admin/reload``; the inference routes themselves are
@@ -19,7 +19,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -159,7 +158,7 @@ ROUTES = [
 
 
 def create_app(settings: ServeSettings | None = None, host: ModelHost | None = None,
-               project: Any = None) -> Starlette:
+               project: Any = None) -> ServingApp:
     """The serving ASGI app; its lifespan starts and stops the alias follower.
 
     Args:
@@ -196,14 +195,30 @@ def create_app(settings: ServeSettings | None = None, host: ModelHost | None = N
             await batcher.close()
             await asyncio.to_thread(host.stop)
 
-    app = Starlette(
+    rest = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(Guard, max_body=settings.max_body,
-                               hosts=settings.host_patterns),
-                    Middleware(InferenceRoutes, state=state)],
         exception_handlers={NbmciError: _nbmci_error, HTTPException: _http_error,
                             Exception: _internal_error},
         lifespan=lifespan,
     )
-    app.state.serve = state
-    return app
+    rest.state.serve = state
+    return ServingApp(rest, state)
+
+
+class ServingApp:
+    """The ASGI app: ``Guard`` (Host, Origin, body limit) in front of the inference routes,
+    which hand every other route, and the lifespan, to Starlette.
+
+    The inference routes sit outside Starlette, so a request that takes the load passes none
+    of its middleware (each wraps ``send`` once more); Starlette's own error handling covers
+    the other routes, and ``InferenceRoutes`` answers its own errors.
+    """
+
+    def __init__(self, rest: Starlette, state: ServeState) -> None:
+        self.rest = rest
+        self.state = rest.state  # ``app.state.serve``, as on the Starlette app
+        self._asgi = Guard(InferenceRoutes(rest, state=state), max_body=state.settings.max_body,
+                           hosts=state.settings.host_patterns)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._asgi(scope, receive, send)

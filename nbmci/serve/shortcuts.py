@@ -6,8 +6,9 @@ LogisticRegression ``predict`` call on checks and look-ups around one small matr
 every tree scikit-learn checks the fitted state and the input again and goes through joblib,
 while the tree walks themselves take microseconds. Serving has already checked each request
 against the signature (width, numbers, finiteness), so for linear models it computes the same
-matrix product directly, and for forests of decision trees it calls each tree's compiled
-``tree_.predict`` and averages as the forest does (about 15x faster).
+matrix product directly, and for forests of decision trees it walks all trees at once with
+numpy for small batches (about 8x faster on one row than the forest) and calls each tree's
+compiled ``tree_.predict`` for large ones, averaging in the forest's order either way.
 
 ``shortcut(model, example)`` returns such a function only when it reproduces the model's own
 outputs on the version's example rows (class probabilities, not just labels); anything else,
@@ -48,18 +49,12 @@ def shortcut(model: Any, example: np.ndarray) -> Predict | None:
         return None
     try:
         if kind in (RandomForestClassifier, ExtraTreesClassifier):
-            proba = _forest_proba(model)
-            if not np.allclose(proba(example), model.predict_proba(example), rtol=1e-9,
-                               atol=1e-12):
-                return None
-            classes = model.classes_
-
-            def predict(X: np.ndarray) -> np.ndarray:
-                return classes.take(np.argmax(proba(X), axis=1), axis=0)  # type: ignore[no-any-return]
-
+            predict = _forest_classifier(model, example)
         elif kind in (RandomForestRegressor, ExtraTreesRegressor):
-            predict = _forest_mean(model)
+            predict = _forest_regressor(model)
         else:
+            return None
+        if predict is None:
             return None
         expected = np.asarray(model.predict(example))
         found = predict(example)
@@ -118,30 +113,78 @@ def _linear(model: Any) -> Predict | None:
     return predict
 
 
-def _forest_proba(model: Any) -> Predict:
-    trees = [estimator.tree_ for estimator in model.estimators_]
-    n_classes = int(model.n_classes_)
+class _Forest:
+    """The trees of a fitted forest as flat arrays, walked together.
 
-    def proba(X: np.ndarray) -> np.ndarray:
+    One row through 100 trees costs about 100 calls of ``tree_.predict`` (5 us each); walking
+    every tree at once, one level per step of numpy, costs ``max_depth`` steps (about 60 us for
+    one row, 150 us for 16). Large batches go back to the trees' own compiled loops, which cost
+    little per row, and so do rows with missing values, which the trees route by their own
+    rules. Sums run in the forest's order (a cumulative sum over the trees), so they round
+    exactly as the forest's own do.
+    """
+
+    def __init__(self, model: Any, width: int) -> None:
+        self.trees = [estimator.tree_ for estimator in model.estimators_]
+        self.width = width  # leaf values kept per tree: classes, or 1 for a regressor
+        starts = np.cumsum([0] + [tree.node_count for tree in self.trees])
+        self.roots = starts[:-1]
+        self.depth = max(tree.max_depth for tree in self.trees)
+        nodes = [np.arange(tree.node_count) for tree in self.trees]
+        # a leaf points to itself on both sides, so walking past it stays put
+        left = [np.where(t.children_left < 0, own, t.children_left) + first
+                for t, own, first in zip(self.trees, nodes, self.roots, strict=True)]
+        right = [np.where(t.children_right < 0, own, t.children_right) + first
+                 for t, own, first in zip(self.trees, nodes, self.roots, strict=True)]
+        self.children = np.stack([np.concatenate(left), np.concatenate(right)], axis=1).ravel()
+        feature = np.concatenate([tree.feature for tree in self.trees]).astype(np.intp)
+        self.feature = np.where(feature < 0, 0, feature)
+        self.threshold = np.concatenate([tree.threshold for tree in self.trees])
+        self.value = np.concatenate([tree.value[:, 0, :width] for tree in self.trees])
+
+    def mean(self, X: np.ndarray) -> np.ndarray:
+        """The average of the trees' leaf values for each row: (rows, width)."""
         X32 = np.ascontiguousarray(X, dtype=np.float32)
-        total = np.zeros((len(X32), n_classes), dtype=np.float64)
-        for tree in trees:  # in the forest's order, so sums round as its own do
-            total += tree.predict(X32)[:, :n_classes]
-        total /= len(trees)
+        if len(X32) * self.depth > _WALK_LIMIT or np.isnan(X32).any():
+            total = np.zeros((len(X32), self.width), dtype=np.float64)
+            for tree in self.trees:
+                total += tree.predict(X32)[:, : self.width]
+        else:
+            total = self._walk(X32)
+        total /= len(self.trees)
         return total
 
-    return proba
+    def _walk(self, X32: np.ndarray) -> np.ndarray:
+        rows, columns = X32.shape
+        values = X32.astype(np.float64).ravel()  # compared in double, as the trees compare
+        node = np.repeat(self.roots, rows)  # tree-major: tree t, row r at t * rows + r
+        row_start = np.tile(np.arange(rows) * columns, len(self.trees))
+        for _ in range(self.depth):
+            right = values.take(self.feature.take(node) + row_start) > self.threshold.take(node)
+            node = self.children.take(2 * node + right)
+        leaves = self.value.take(node, axis=0).reshape(len(self.trees), rows, self.width)
+        return np.cumsum(leaves, axis=0)[-1]
 
 
-def _forest_mean(model: Any) -> Predict:
-    trees = [estimator.tree_ for estimator in model.estimators_]
+_WALK_LIMIT = 1024  # rows x depth beyond which the trees' own loops are faster
+
+
+def _forest_classifier(model: Any, example: np.ndarray) -> Predict | None:
+    forest, classes = _Forest(model, int(model.n_classes_)), model.classes_
+    if not np.allclose(forest.mean(example), model.predict_proba(example), rtol=1e-9,
+                       atol=1e-12):
+        return None
 
     def predict(X: np.ndarray) -> np.ndarray:
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
-        total = np.zeros(len(X32), dtype=np.float64)
-        for tree in trees:
-            total += tree.predict(X32)[:, 0]
-        total /= len(trees)
-        return total
+        return classes.take(np.argmax(forest.mean(X), axis=1), axis=0)  # type: ignore[no-any-return]
+
+    return predict
+
+
+def _forest_regressor(model: Any) -> Predict:
+    forest = _Forest(model, 1)
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        return forest.mean(X)[:, 0]
 
     return predict
