@@ -118,7 +118,7 @@ class _Forest:
 
     One row through 100 trees costs about 100 calls of ``tree_.predict`` (5 us each); walking
     every tree at once, one level per step of numpy, costs ``max_depth`` steps (about 60 us for
-    one row, 150 us for 16). Large batches go back to the trees' own compiled loops, which cost
+    one row, 160 us for 16). Large batches go back to the trees' own compiled loops, which cost
     little per row, and so do rows with missing values, which the trees route by their own
     rules. Sums run in the forest's order (a cumulative sum over the trees), so they round
     exactly as the forest's own do.
@@ -128,18 +128,19 @@ class _Forest:
         self.trees = [estimator.tree_ for estimator in model.estimators_]
         self.width = width  # leaf values kept per tree: classes, or 1 for a regressor
         starts = np.cumsum([0] + [tree.node_count for tree in self.trees])
-        self.roots = starts[:-1]
         self.depth = max(tree.max_depth for tree in self.trees)
-        nodes = [np.arange(tree.node_count) for tree in self.trees]
-        # a leaf points to itself on both sides, so walking past it stays put
-        left = [np.where(t.children_left < 0, own, t.children_left) + first
-                for t, own, first in zip(self.trees, nodes, self.roots, strict=True)]
-        right = [np.where(t.children_right < 0, own, t.children_right) + first
-                 for t, own, first in zip(self.trees, nodes, self.roots, strict=True)]
-        self.children = np.stack([np.concatenate(left), np.concatenate(right)], axis=1).ravel()
+        # Node k of the flattened forest sits at 2k and 2k + 1 of these arrays, so a walk step
+        # is ``children[k2 + went_right]`` with k2 = 2k; a leaf points to itself either way.
+        left, right = [], []
+        for tree, first in zip(self.trees, starts[:-1], strict=True):
+            own = np.arange(tree.node_count)
+            left.append(np.where(tree.children_left < 0, own, tree.children_left) + first)
+            right.append(np.where(tree.children_right < 0, own, tree.children_right) + first)
+        self.children = 2 * np.stack([np.concatenate(left), np.concatenate(right)], 1).ravel()
         feature = np.concatenate([tree.feature for tree in self.trees]).astype(np.intp)
-        self.feature = np.where(feature < 0, 0, feature)
-        self.threshold = np.concatenate([tree.threshold for tree in self.trees])
+        self.feature = np.repeat(np.where(feature < 0, 0, feature), 2)
+        self.threshold = np.repeat(np.concatenate([tree.threshold for tree in self.trees]), 2)
+        self.roots = 2 * starts[:-1]
         self.value = np.concatenate([tree.value[:, 0, :width] for tree in self.trees])
 
     def mean(self, X: np.ndarray) -> np.ndarray:
@@ -160,13 +161,16 @@ class _Forest:
         node = np.repeat(self.roots, rows)  # tree-major: tree t, row r at t * rows + r
         row_start = np.tile(np.arange(rows) * columns, len(self.trees))
         for _ in range(self.depth):
-            right = values.take(self.feature.take(node) + row_start) > self.threshold.take(node)
-            node = self.children.take(2 * node + right)
-        leaves = self.value.take(node, axis=0).reshape(len(self.trees), rows, self.width)
+            at = self.feature.take(node)
+            if rows > 1:
+                at += row_start
+            node = self.children.take(node + (values.take(at) > self.threshold.take(node)))
+        leaves = self.value.take(node >> 1, axis=0).reshape(len(self.trees), rows, self.width)
         return np.cumsum(leaves, axis=0)[-1]
 
 
-_WALK_LIMIT = 1024  # rows x depth beyond which the trees' own loops are faster
+_WALK_LIMIT = 640  # rows x depth beyond which the trees' own loops are faster (either way
+# the cost grows with the number of trees)
 
 
 def _forest_classifier(model: Any, example: np.ndarray) -> Predict | None:
