@@ -96,7 +96,10 @@ def serve(host: str, port: int, models: tuple[str, ...], poll_interval: float,
                     fg="yellow", err=True)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
     app = create_app(settings, project=api.project())
+    from nbmci.serve.transport import GatheringHttpProtocol
+
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="none",
+                            http=GatheringHttpProtocol,
                             lifespan="on", access_log=False, server_header=False,
                             proxy_headers=False,  # nothing here reads the client's address
                             timeout_graceful_shutdown=int(timeout) + 5)

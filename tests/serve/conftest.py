@@ -19,6 +19,7 @@ from nbmci.api import Project
 from nbmci.config import load_settings
 from nbmci.serve.app import create_app
 from nbmci.serve.settings import ServeSettings
+from nbmci.serve.transport import GatheringHttpProtocol
 
 TOKEN = "test-token-0123456789"
 
@@ -48,6 +49,7 @@ def run_server(app: Any, *, startup_timeout: float = 20.0) -> Iterator[Running]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="on",
+                            http=GatheringHttpProtocol,  # as `nbmci serve` runs it
                             timeout_graceful_shutdown=5, access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
