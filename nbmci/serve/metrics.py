@@ -42,6 +42,7 @@ class Metrics:
         self.timeouts = Counter("nbmci_predict_timeouts", "Requests that hit the timeout.",
                                 ["model"], registry=r)
         self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+        self._batch_children: dict[str, Any] = {}
 
     def observe_request(self, model: str, version: str, protocol: str, status: int,
                         seconds: float) -> None:
@@ -56,7 +57,10 @@ class Metrics:
         children[1].observe(seconds)
 
     def observe_batch(self, model: str, rows: int) -> None:
-        self.batch_rows.labels(model).observe(rows)
+        child = self._batch_children.get(model)
+        if child is None:
+            child = self._batch_children[model] = self.batch_rows.labels(model)
+        child.observe(rows)
 
     def on_swap(self, event: SwapEvent) -> None:
         if event.kind == "swapped":

@@ -80,19 +80,16 @@ def check_matrix(live: LiveModel, matrix: np.ndarray, field: str) -> np.ndarray:
         raise InputMismatchError(
             f"'{field}' rows have {width} values; {live.ref} takes {len(live.features)} "
             f"features: {', '.join(live.features)}.", field=field)
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = matrix.sum()
-    if np.isfinite(total):  # one reduction; a sum that overflows is checked value by value
-        return matrix
     finite = np.isfinite(matrix)
-    if not finite.all():
-        row, col = (int(i) for i in np.argwhere(~finite)[0])
-        value = matrix[row, col]
-        if np.isinf(value) or not live.allow_nan:
-            what = "infinite" if np.isinf(value) else "missing (NaN/null)"
-            raise InputMismatchError(
-                f"'{field}' row {row}, feature '{live.features[col]}' is {what}; "
-                f"{live.ref} cannot take {what} values.", field=field)
+    if finite.all():
+        return matrix
+    refused = np.isinf(matrix) if live.allow_nan else ~finite
+    if refused.any():
+        row, col = (int(i) for i in np.argwhere(refused)[0])
+        what = "infinite" if np.isinf(matrix[row, col]) else "missing (NaN/null)"
+        raise InputMismatchError(
+            f"'{field}' row {row}, feature '{live.features[col]}' is {what}; "
+            f"{live.ref} cannot take {what} values.", field=field)
     return matrix
 
 

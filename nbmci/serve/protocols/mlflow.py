@@ -54,7 +54,7 @@ def decode_json(live: LiveModel, body: Any) -> np.ndarray:
 
 
 def _split(live: LiveModel, value: Any) -> np.ndarray:
-    if not isinstance(value, Mapping) or not isinstance(value.get("data"), list):
+    if not isinstance(value, dict) or not isinstance(value.get("data"), list):
         raise InvalidRequestError("'dataframe_split' must be an object with 'columns' and 'data'.",
                                   field="dataframe_split")
     matrix = numeric_array(value["data"], "dataframe_split.data")
