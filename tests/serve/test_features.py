@@ -1,0 +1,36 @@
+"""Request matrices against a model's signature: which missing and infinite values get through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nbmci.serve.host import LiveModel
+from nbmci.serve.protocols.features import InputMismatchError, check_matrix
+
+
+def _live(allow_nan: bool) -> LiveModel:
+    return LiveModel(name="m", version=1, model=None, features=("a", "b"),
+                     dtypes=("float64", "float64"), output="predict", allow_nan=allow_nan,
+                     class_name="HistGradientBoostingClassifier", frame_columns=None)
+
+
+def test_a_model_that_takes_nan_gets_nan_but_never_infinity() -> None:
+    live = _live(allow_nan=True)
+    with_nan = np.array([[np.nan, 1.0], [2.0, np.nan]])
+    assert check_matrix(live, with_nan, "x") is with_nan
+    with pytest.raises(InputMismatchError, match=r"row 1, feature 'b' is infinite"):
+        check_matrix(live, np.array([[np.nan, 1.0], [2.0, -np.inf]]), "x")  # after a NaN
+
+
+@pytest.mark.parametrize(("bad", "words"), [(np.nan, "missing"), (np.inf, "infinite")])
+def test_a_model_that_cannot_take_nan_refuses_the_first_bad_value(bad: float,
+                                                                  words: str) -> None:
+    matrix = np.array([[1.0, 2.0], [3.0, bad]])
+    with pytest.raises(InputMismatchError, match=rf"row 1, feature 'b' is {words}"):
+        check_matrix(_live(allow_nan=False), matrix, "x")
+
+
+def test_huge_finite_values_pass() -> None:
+    matrix = np.full((3, 2), np.finfo(np.float64).max)  # their sum overflows; each is finite
+    assert check_matrix(_live(allow_nan=False), matrix, "x") is matrix
