@@ -6,9 +6,9 @@ LogisticRegression ``predict`` call on checks and look-ups around one small matr
 every tree scikit-learn checks the fitted state and the input again and goes through joblib,
 while the tree walks themselves take microseconds. Serving has already checked each request
 against the signature (width, numbers, finiteness), so for linear models it computes the same
-matrix product directly, and for forests of decision trees it walks all trees at once with
-numpy for small batches (about 8x faster on one row than the forest) and calls each tree's
-compiled ``tree_.predict`` for large ones, averaging in the forest's order either way.
+matrix product directly, and for forests of decision trees it merges the trees into one and
+predicts small batches with one compiled call (about 30x faster than the forest on one row),
+large ones with a call per tree, summing in the forest's order either way.
 
 ``shortcut(model, example)`` returns such a function only when it reproduces the model's own
 outputs on the version's example rows (class probabilities, not just labels); anything else,
@@ -51,7 +51,7 @@ def shortcut(model: Any, example: np.ndarray) -> Predict | None:
         if kind in (RandomForestClassifier, ExtraTreesClassifier):
             predict = _forest_classifier(model, example)
         elif kind in (RandomForestRegressor, ExtraTreesRegressor):
-            predict = _forest_regressor(model)
+            predict = _forest_regressor(model, example)
         else:
             return None
         if predict is None:
@@ -114,69 +114,95 @@ def _linear(model: Any) -> Predict | None:
 
 
 class _Forest:
-    """The trees of a fitted forest as flat arrays, walked together.
+    """The trees of a fitted forest merged into one tree, so a batch takes one compiled call.
 
-    One row through 100 trees costs about 100 calls of ``tree_.predict`` (5 us each); walking
-    every tree at once, one level per step of numpy, costs ``max_depth`` steps (about 60 us for
-    one row, 160 us for 16). Large batches go back to the trees' own compiled loops, which cost
-    little per row, and so do rows with missing values, which the trees route by their own
-    rules. Sums run in the forest's order (a cumulative sum over the trees), so they round
-    exactly as the forest's own do.
+    Below a balanced set of splits on an extra column, the tree's index, hang the forest's
+    trees, unchanged (missing values go where each split sends them). Each row is repeated once
+    per tree with that index appended, and one ``predict`` of the merged tree gives every
+    tree's leaf value for every row: 15 us for one row through 100 trees, against 100 calls of
+    ``tree_.predict`` (5 us each). The repeated rows cost memory and time per row, so batches
+    over ``MERGED_ROWS`` go back to one call per tree. Sums run in the forest's order (a
+    cumulative sum over the trees), so they round exactly as the forest's own do.
     """
+
+    MERGED_ROWS = 128
 
     def __init__(self, model: Any, width: int) -> None:
         self.trees = [estimator.tree_ for estimator in model.estimators_]
         self.width = width  # leaf values kept per tree: classes, or 1 for a regressor
-        starts = np.cumsum([0] + [tree.node_count for tree in self.trees])
-        self.depth = max(tree.max_depth for tree in self.trees)
-        # Node k of the flattened forest sits at 2k and 2k + 1 of these arrays, so a walk step
-        # is ``children[k2 + went_right]`` with k2 = 2k; a leaf points to itself either way.
-        left, right = [], []
-        for tree, first in zip(self.trees, starts[:-1], strict=True):
-            own = np.arange(tree.node_count)
-            left.append(np.where(tree.children_left < 0, own, tree.children_left) + first)
-            right.append(np.where(tree.children_right < 0, own, tree.children_right) + first)
-        self.children = 2 * np.stack([np.concatenate(left), np.concatenate(right)], 1).ravel()
-        feature = np.concatenate([tree.feature for tree in self.trees]).astype(np.intp)
-        self.feature = np.repeat(np.where(feature < 0, 0, feature), 2)
-        self.threshold = np.repeat(np.concatenate([tree.threshold for tree in self.trees]), 2)
-        self.roots = 2 * starts[:-1]
-        self.value = np.concatenate([tree.value[:, 0, :width] for tree in self.trees])
+        self.merged = _merge(self.trees)
+        self.tree_ids = np.arange(len(self.trees), dtype=np.float32)
 
     def mean(self, X: np.ndarray) -> np.ndarray:
         """The average of the trees' leaf values for each row: (rows, width)."""
         X32 = np.ascontiguousarray(X, dtype=np.float32)
-        if len(X32) * self.depth > _WALK_LIMIT or np.isnan(X32).any():
-            total = np.zeros((len(X32), self.width), dtype=np.float64)
-            for tree in self.trees:
-                total += tree.predict(X32)[:, : self.width]
-        else:
-            total = self._walk(X32)
+        total = self._merged_sum(X32) if len(X32) <= self.MERGED_ROWS else self._tree_sum(X32)
         total /= len(self.trees)
         return total
 
-    def _walk(self, X32: np.ndarray) -> np.ndarray:
+    def agrees(self, example: np.ndarray) -> bool:
+        """Whether both ways give the same sums on ``example``."""
+        X32 = np.ascontiguousarray(example, dtype=np.float32)
+        return np.array_equal(self._merged_sum(X32), self._tree_sum(X32))
+
+    def _merged_sum(self, X32: np.ndarray) -> np.ndarray:
         rows, columns = X32.shape
-        values = X32.astype(np.float64).ravel()  # compared in double, as the trees compare
-        node = np.repeat(self.roots, rows)  # tree-major: tree t, row r at t * rows + r
-        row_start = np.tile(np.arange(rows) * columns, len(self.trees))
-        for _ in range(self.depth):
-            at = self.feature.take(node)
-            if rows > 1:
-                at += row_start
-            node = self.children.take(node + (values.take(at) > self.threshold.take(node)))
-        leaves = self.value.take(node >> 1, axis=0).reshape(len(self.trees), rows, self.width)
-        return np.cumsum(leaves, axis=0)[-1]
+        trees = len(self.trees)
+        repeated = np.empty((rows, trees, columns + 1), dtype=np.float32)
+        repeated[:, :, :columns] = X32[:, None, :]
+        repeated[:, :, columns] = self.tree_ids
+        leaves = self.merged.predict(repeated.reshape(rows * trees, columns + 1))
+        return np.cumsum(leaves[:, : self.width].reshape(rows, trees, self.width), axis=1)[:, -1]
+
+    def _tree_sum(self, X32: np.ndarray) -> np.ndarray:
+        total = np.zeros((len(X32), self.width), dtype=np.float64)
+        for tree in self.trees:
+            total += tree.predict(X32)[:, : self.width]
+        return total
 
 
-_WALK_LIMIT = 640  # rows x depth beyond which the trees' own loops are faster (either way
-# the cost grows with the number of trees)
+def _merge(trees: list[Any]) -> Any:
+    """One scikit-learn ``Tree`` holding ``trees`` under splits on a last, extra feature (the
+    tree's index): the split between trees ``lo..mid-1`` and ``mid..hi-1`` asks
+    ``index <= mid - 0.5``."""
+    from sklearn.tree._tree import Tree
+
+    states = [tree.__getstate__() for tree in trees]
+    columns = trees[0].n_features
+    routers = len(trees) - 1  # a balanced binary tree over the trees' indexes, first in order
+    starts = routers + np.cumsum([0] + [state["node_count"] for state in states])
+    nodes = np.zeros(starts[-1], dtype=states[0]["nodes"].dtype)
+    for state, first in zip(states, starts[:-1], strict=True):
+        part = state["nodes"].copy()
+        inner = part["left_child"] >= 0
+        part["left_child"][inner] += first
+        part["right_child"][inner] += first
+        nodes[first:first + len(part)] = part
+    free = iter(range(routers))
+
+    def route(lo: int, hi: int) -> int:  # the node that sends index lo..hi-1 to its tree
+        if hi - lo == 1:
+            return int(starts[lo])
+        node, mid = next(free), (lo + hi) // 2
+        nodes[node]["feature"], nodes[node]["threshold"] = columns, mid - 0.5
+        nodes[node]["left_child"], nodes[node]["right_child"] = route(lo, mid), route(mid, hi)
+        return node
+
+    route(0, len(trees))
+    values = np.concatenate([np.zeros((routers, *states[0]["values"].shape[1:])),
+                             *(state["values"] for state in states)])
+    merged = Tree(columns + 1, np.asarray(trees[0].n_classes, dtype=np.intp),
+                  trees[0].n_outputs)
+    depth = int(np.ceil(np.log2(len(trees)))) + max(tree.max_depth for tree in trees)
+    merged.__setstate__({**states[0], "max_depth": depth, "node_count": len(nodes),
+                         "nodes": nodes, "values": values})
+    return merged
 
 
 def _forest_classifier(model: Any, example: np.ndarray) -> Predict | None:
     forest, classes = _Forest(model, int(model.n_classes_)), model.classes_
-    if not np.allclose(forest.mean(example), model.predict_proba(example), rtol=1e-9,
-                       atol=1e-12):
+    if not forest.agrees(example) or not np.allclose(
+            forest.mean(example), model.predict_proba(example), rtol=1e-9, atol=1e-12):
         return None
 
     def predict(X: np.ndarray) -> np.ndarray:
@@ -185,8 +211,10 @@ def _forest_classifier(model: Any, example: np.ndarray) -> Predict | None:
     return predict
 
 
-def _forest_regressor(model: Any) -> Predict:
+def _forest_regressor(model: Any, example: np.ndarray) -> Predict | None:
     forest = _Forest(model, 1)
+    if not forest.agrees(example):
+        return None
 
     def predict(X: np.ndarray) -> np.ndarray:
         return forest.mean(X)[:, 0]

@@ -39,7 +39,7 @@ def test_forest_classifiers_predict_exactly_as_the_model(kind: Any) -> None:
     fast = shortcut(model, X[:5])
     assert fast is not None
     held_out = X[400:]
-    for rows in (1, 7, 64, 200):  # walked together with numpy up to a few dozen rows
+    for rows in (1, 7, 64, 200):  # merged into one tree up to 128 rows, tree by tree beyond
         for start in range(0, len(held_out), rows):
             batch = held_out[start:start + rows]
             assert np.array_equal(fast(batch), model.predict(batch))
@@ -64,9 +64,19 @@ def test_missing_values_follow_the_trees() -> None:
     model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
     fast = shortcut(model, X[:10])
     assert fast is not None
-    assert np.array_equal(fast(X), model.predict(X))
-    for row in X[:30]:
-        assert np.array_equal(fast(row[None]), model.predict(row[None]))
+    for rows in (1, 100, 600):  # merged into one tree up to 128 rows, tree by tree beyond
+        for start in range(0, 600, rows):
+            batch = X[start:start + rows]
+            assert np.array_equal(fast(batch), model.predict(batch))
+
+
+@pytest.mark.parametrize("trees", [1, 2, 3])
+def test_forests_of_a_few_trees(trees: int) -> None:
+    X, y = _classification()
+    model = RandomForestClassifier(n_estimators=trees, random_state=0).fit(X[:400], y[:400])
+    fast = shortcut(model, X[:5])
+    assert fast is not None
+    assert np.array_equal(fast(X[400:500]), model.predict(X[400:500]))
 
 
 @pytest.mark.parametrize("labels", [None, ["no", "yes"], ["a", "b", "c"]])
