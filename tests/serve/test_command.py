@@ -76,3 +76,26 @@ def test_sv05_a_second_sigterm_exits_at_once(start: Any) -> None:
     wait_for(lambda: _status(f"{url}/v2/health/ready") == 503, timeout=2.0)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
+
+
+def test_only_the_first_swap_freezes_what_is_alive() -> None:
+    import gc
+
+    from nbmci.serve.command import _FreezeAfterFirstSwap
+    from nbmci.serve.host import SwapEvent
+
+    freeze = _FreezeAfterFirstSwap()
+    gc.unfreeze()
+    try:
+        freeze(SwapEvent("m", "failed", 1))
+        assert gc.get_freeze_count() == 0  # nothing went live yet
+        freeze(SwapEvent("m", "swapped", 1))
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        cycles = [[] for _ in range(10)]  # new garbage-collected objects since then
+        for item in cycles:
+            item.append(item)
+        freeze(SwapEvent("m", "swapped", 2))  # later versions stay collectable
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
