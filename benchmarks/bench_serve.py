@@ -1,6 +1,6 @@
 """``nbmci serve`` against ``mlflow models serve`` and the HTTP floor, side by side, with wrk.
 
-    python -m benchmarks.bench_serve                 # 10 s per run, 1/16/64 connections, 2 rounds
+    python -m benchmarks.bench_serve                 # 10 s per run, 1/16/64 connections, 3 rounds
     python -m benchmarks.bench_serve --duration 3 --rounds 1   # quicker
     python -m benchmarks.bench_serve --servers nbmci,floor --models logreg   # while tuning
 
@@ -252,7 +252,7 @@ def report(results: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=3,
                         help="measure every server this many times; the best round counts")
     parser.add_argument("--mlflow-python", default="/work/mlflow-venv/bin/python")
     parser.add_argument("--servers", type=lambda s: s.split(","), default=list(SERVERS),
