@@ -81,13 +81,8 @@ class MicroBatcher:
         self._stuck: dict[str, int] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
 
-    async def predict(self, live: LiveModel, rows: np.ndarray, *,
-                      alone: bool = False) -> np.ndarray:
-        """Predictions for ``rows`` from ``live``, batched with concurrent requests.
-
-        ``alone``: the caller knows of no other request in progress, so there is nobody to
-        wait for; a model that runs on the event loop then predicts at once, past the queue.
-        """
+    async def predict(self, live: LiveModel, rows: np.ndarray) -> np.ndarray:
+        """Predictions for ``rows`` from ``live``, batched with concurrent requests."""
         name = live.name
         queue = self._queues.get(name)
         if queue is None:
@@ -99,8 +94,6 @@ class MicroBatcher:
             raise ModelStuckError(live.ref, self._stuck[name])
         if self._queued[name] + len(rows) > self.max_queue and self._queued[name]:
             raise OverloadedError(name, self._queued[name])
-        if alone and live.inline and len(rows) <= INLINE_ROWS and queue.empty():
-            return self._predict_now(live, rows)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._queued[name] += len(rows)
@@ -165,7 +158,9 @@ class MicroBatcher:
                 predicted = await self._in_thread(live, matrix)
                 if predicted is None:  # overran the timeout; its requests got 504
                     return
-            _check_length(predicted, matrix)
+            if predicted.shape[:1] != (len(matrix),):
+                raise ValueError(f"{len(matrix)} rows gave predictions of shape "
+                                 f"{predicted.shape}")
         except Exception as exc:
             if len(jobs) > 1:  # one bad request must not fail its neighbours: retry alone
                 for job in jobs:
@@ -179,17 +174,6 @@ class MicroBatcher:
             _settle(job, predicted[start:start + len(job.rows)])
             start += len(job.rows)
 
-
-    def _predict_now(self, live: LiveModel, matrix: np.ndarray) -> np.ndarray:
-        if self._observe is not None:
-            self._observe(live.name, len(matrix))
-        try:
-            predicted = live.predict(matrix)
-            _check_length(predicted, matrix)
-        except Exception as exc:
-            logger.warning("%s failed on a request: %s", live.ref, exc)
-            raise PredictFailedError(live.ref, exc) from exc
-        return predicted
 
     async def _in_thread(self, live: LiveModel, matrix: np.ndarray) -> np.ndarray | None:
         """``live.predict(matrix)`` on a thread; ``None`` if it overran the timeout."""
@@ -210,11 +194,6 @@ class MicroBatcher:
 
         call.add_done_callback(finished)
         return None
-
-
-def _check_length(predicted: np.ndarray, matrix: np.ndarray) -> None:
-    if predicted.shape[:1] != (len(matrix),):
-        raise ValueError(f"{len(matrix)} rows gave predictions of shape {predicted.shape}")
 
 
 def _expire(future: asyncio.Future[np.ndarray], live: LiveModel, timeout: float) -> None:

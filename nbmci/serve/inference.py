@@ -119,7 +119,6 @@ class InferenceRoutes:
     def __init__(self, app: Any, *, state: ServeState) -> None:
         self.app = app
         self.state = state
-        self.in_progress = 0  # inference requests between their first byte and their answer
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         route = match(scope["path"]) if scope["type"] == "http" else None
@@ -132,7 +131,6 @@ class InferenceRoutes:
                         [(b"allow", b"POST")])
             return
         protocol, name, version = route
-        self.in_progress += 1
         try:
             status, body, headers = await self._answer(scope, receive, protocol, name, version)
         except ClientGoneError:
@@ -143,8 +141,6 @@ class InferenceRoutes:
             logger.exception("internal error on POST %s", scope["path"])
             status, body, headers = 500, dump({"error": "internal error, please report",
                                                "type": "InternalError", "hint": None}), []
-        finally:
-            self.in_progress -= 1
         await _send(send, status, body, headers)
 
     async def _answer(self, scope: Scope, receive: Any, protocol: str, name: str | None,
@@ -167,8 +163,7 @@ class InferenceRoutes:
                 matrix = mlflow.decode_csv(live, raw)
             else:
                 matrix = mlflow.decode_json(live, load_json(raw))
-            predicted = await state.batcher.predict(live, matrix,
-                                                    alone=self.in_progress == 1)
+            predicted = await state.batcher.predict(live, matrix)
             result = (v2.encode(live, predicted, payload.get("id")) if protocol == "v2"
                       else mlflow.encode(predicted))
             return 200, dump(result), [(b"x-model-version", live.version_header)]

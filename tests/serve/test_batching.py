@@ -116,34 +116,3 @@ def test_a_request_one_turn_behind_joins_the_batch() -> None:
 
     assert [a.tolist() for a in asyncio.run(scenario())] == [[2.0], [3.0]]
     assert model.calls == [2]
-
-
-def test_a_request_alone_is_predicted_at_once() -> None:
-    """With no other request in progress there is nobody to wait for: no turn of the loop."""
-    model = Summer()
-    live = _live(model)
-
-    async def scenario() -> tuple[Any, Any, bool]:
-        batcher = MicroBatcher()
-        try:
-            alone = batcher.predict(live, _rows(1), alone=True)
-            try:
-                alone.send(None)
-            except StopIteration as finished:  # it ran to the end without suspending
-                answer = finished.value
-            failing = batcher.predict(live, _rows(-1), alone=True)
-            try:
-                failing.send(None)
-            except PredictFailedError as exc:
-                error = exc
-            queued = batcher.predict(live, _rows(2))
-            waited = queued.send(None) is not None  # suspended: waits for the worker
-            queued.close()
-            return answer, error, waited
-        finally:
-            await batcher.close()
-
-    answer, error, waited = asyncio.run(scenario())
-    assert answer.tolist() == [2.0] and model.calls[:2] == [1, 1]
-    assert "ValueError: negative values" in str(error)
-    assert waited
