@@ -31,7 +31,7 @@ from nbmci.errors import (
 )
 from nbmci.refs import Ref
 from nbmci.registry import Registry
-from nbmci.registry.queries import as_utc
+from nbmci.registry.queries import AliasMovedError, as_utc
 from nbmci.results import (
     Checkout,
     CIStatus,
@@ -327,6 +327,7 @@ class Project:
                 hint=f"Run `nbmci ci {version.ref}`, or override with "
                      f"`nbmci publish {version.ref} --force` (the override is recorded).")
         forced = status != "passed"
+        self._check_model_whole(version, "publish")
         previous = self.registry.set_alias(version.name, PRODUCTION, version.version, actor(),
                                            {"forced": forced, "ci": status})
         return Publication(version.name, PRODUCTION, previous, version.version, forced)
@@ -338,12 +339,33 @@ class Project:
         refs.validate_name(name)
         if self.registry.model(name) is None:
             raise ModelNotFoundError(name, self.registry.model_names())
-        moved = self.registry.roll_back_alias(name, PRODUCTION, actor())
-        if moved is None:
-            raise ConflictError(f"'{name}' has no earlier production version to roll back to.",
-                                hint=f"See `nbmci log {name}`; publish one with "
-                                     "`nbmci publish NAME@N`.")
-        return Publication(name, PRODUCTION, moved[0], moved[1], False, rolled_back=True)
+        for attempt in range(3):  # the target's model is checked first, then moved to
+            target = self.registry.rollback_target(name, PRODUCTION)
+            if target is None:
+                raise ConflictError(
+                    f"'{name}' has no earlier production version to roll back to.",
+                    hint=f"See `nbmci log {name}`; publish one with `nbmci publish NAME@N`.")
+            self._check_model_whole(self.show(Ref(name, target[1])), "roll back to")
+            try:
+                self.registry.roll_back_alias(name, PRODUCTION, actor(), expect=target)
+            except AliasMovedError:  # a publish or rollback landed meanwhile: check again
+                if attempt == 2:
+                    raise
+                continue
+            return Publication(name, PRODUCTION, target[0], target[1], False,
+                               rolled_back=True)
+        raise AssertionError("unreachable")
+
+    def _check_model_whole(self, version: Version, action: str) -> None:
+        """Refuse to point production at a version whose model object is missing or corrupt
+        (a server would refuse to load it anyway); reads and hashes the model once."""
+        problem = self.store.verify(version.model.digest)
+        if problem is not None:
+            reason = (f"its model object {version.model.digest} is missing"
+                      if problem == "missing" else problem.rstrip("."))
+            raise ConflictError(f"Cannot {action} {version.ref}: {reason}; production was "
+                                "not moved.", hint="Run `nbmci fsck` to list every damaged "
+                                                   "version.")
 
     def checkout(self, ref: str | Ref, out: str | os.PathLike[str]) -> Checkout:
         """Write the model file, the data as Parquet and version.json into ``out``."""

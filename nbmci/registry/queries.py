@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from nbmci.errors import InvalidInputError
+from nbmci.errors import ConflictError, InvalidInputError
 from nbmci.errors import redact_url as redact
 from nbmci.registry import session
 from nbmci.registry.schema import (
@@ -143,29 +143,29 @@ class Registry:
 
         return session.run_write(self.engine, work)
 
-    def roll_back_alias(self, name: str, alias: str, actor: str) -> tuple[int, int] | None:
+    def roll_back_alias(self, name: str, alias: str, actor: str,
+                        expect: tuple[int, int] | None = None) -> tuple[int, int] | None:
         """Move ``alias`` back to where it pointed before its current target, in one write
-        transaction; returns (from, to), or None when there is no earlier target."""
+        transaction; returns (from, to), or None when there is no earlier target.
+
+        With ``expect`` (what ``rollback_target`` said), a different (from, to) by then, after a
+        concurrent move, raises ``AliasMovedError`` and moves nothing.
+        """
 
         def work(conn: Connection) -> tuple[int, int] | None:
-            stack: list[int] = []
-            for event in conn.execute(
-                    sa.select(events.c.version, events.c.payload)
-                    .where(events.c.model == name, events.c.kind == "alias.moved")
-                    .order_by(events.c.id)):
-                if (event.payload or {}).get("alias") != alias:
-                    continue
-                if (event.payload or {}).get("rollback") and stack:
-                    stack.pop()
-                else:
-                    stack.append(event.version)
-            if len(stack) < 2:
-                return None
-            current, target = stack[-1], stack[-2]
-            _move_alias(conn, name, alias, target, actor, {"rollback": True})
-            return current, target
+            moved = _rollback_pair(conn, name, alias)
+            if expect is not None and moved != expect:
+                raise AliasMovedError(name, alias)
+            if moved is not None:
+                _move_alias(conn, name, alias, moved[1], actor, {"rollback": True})
+            return moved
 
         return session.run_write(self.engine, work)
+
+    def rollback_target(self, name: str, alias: str) -> tuple[int, int] | None:
+        """(from, to) that ``roll_back_alias`` would move ``alias`` now, or None."""
+        with session.read(self.engine) as conn:
+            return _rollback_pair(conn, name, alias)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -376,6 +376,28 @@ class Registry:
             raw.driver_connection.execute("VACUUM INTO ?", (destination,))  # type: ignore[union-attr]
         finally:
             raw.close()
+
+
+class AliasMovedError(ConflictError):
+    def __init__(self, name: str, alias: str) -> None:
+        super().__init__(f"'{alias}' of '{name}' moved while a rollback was being checked; "
+                         "nothing was changed.", hint="Run it again.")
+
+
+def _rollback_pair(conn: Connection, name: str, alias: str) -> tuple[int, int] | None:
+    """(current, previous) target of ``alias`` from its moves, rollbacks popping the stack."""
+    stack: list[int] = []
+    for event in conn.execute(
+            sa.select(events.c.version, events.c.payload)
+            .where(events.c.model == name, events.c.kind == "alias.moved")
+            .order_by(events.c.id)):
+        if (event.payload or {}).get("alias") != alias:
+            continue
+        if (event.payload or {}).get("rollback") and stack:
+            stack.pop()
+        else:
+            stack.append(event.version)
+    return (stack[-1], stack[-2]) if len(stack) >= 2 else None
 
 
 def _move_alias(conn: Connection, name: str, alias: str, number: int, actor: str,

@@ -65,3 +65,48 @@ def test_rollback_errors(three: Project) -> None:
         three.rollback("nope")
     with pytest.raises(ConflictError):
         three.rollback("clf")
+
+
+def _damage(project: Project, ref: str, data: bytes | None) -> None:
+    from pathlib import Path
+
+    blob = Path(project.store.path(project.show(ref).model.digest))
+    blob.chmod(0o600)
+    if data is None:
+        blob.unlink()
+    else:
+        blob.write_bytes(data)
+
+
+def test_production_never_moves_to_a_missing_or_corrupt_model(project: Project, fitted: Any,
+                                                              iris: Any) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    first = project.commit(fitted, None, name="clf")
+    project.commit(LogisticRegression(C=0.3, max_iter=500).fit(*iris), None, name="clf")
+    project.publish("clf@1", force=True)
+    project.publish("clf@2", force=True)
+    _damage(project, "clf@1", b"garbage")
+    with pytest.raises(ConflictError, match=r"Cannot roll back to clf@1: .*corrupt"):
+        project.rollback("clf")
+    with pytest.raises(ConflictError, match=r"Cannot publish clf@1: .*corrupt"):
+        project.publish("clf@1", force=True)
+    _damage(project, "clf@1", None)
+    with pytest.raises(ConflictError, match=r"its model object blake3:\w+ is missing"):
+        project.publish("clf@1", force=True)
+    assert project.show("clf@production").version == 2
+    assert first.version == 1
+
+
+def test_a_rollback_checked_against_a_moved_alias_moves_nothing(three: Project) -> None:
+    from nbmci.registry.queries import AliasMovedError
+
+    for ref in ("clf@1", "clf@2"):
+        three.publish(ref, force=True)
+    stale = three.registry.rollback_target("clf", "production")
+    assert stale == (2, 1)
+    three.publish("clf@3", force=True)  # lands between the check and the move
+    with pytest.raises(AliasMovedError, match="moved while a rollback was being checked"):
+        three.registry.roll_back_alias("clf", "production", "test", expect=stale)
+    assert three.show("clf@production").version == 3
+    assert three.rollback("clf").version == 2  # the API checks the new target and moves

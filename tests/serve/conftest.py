@@ -179,3 +179,16 @@ def load_loop(url: str) -> Iterator[list[tuple[int, str | None]]]:
     finally:
         stop.set()
         thread.join(10)
+
+
+def saw_version(seen: list[tuple[int, str | None]], version: str) -> bool:
+    return any(v == version for _, v in seen)
+
+
+def assert_clean_switch(seen: list[tuple[int, str | None]], old: str, new: str) -> None:
+    """No failed request, and one switch from ``old`` to ``new``: no old answer after a new."""
+    assert [s for s in seen if s[0] != 200] == [], "failed requests during the swap"
+    versions = [v for _, v in seen]
+    first_new = versions.index(new)
+    assert set(versions[:first_new]) == {old}
+    assert set(versions[first_new:]) == {new}, "an old answer came after the first new one"

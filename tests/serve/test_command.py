@@ -1,4 +1,5 @@
-"""``nbmci serve`` as a process: SIGTERM drains (SV-05) and a second SIGTERM exits now."""
+"""``nbmci serve`` as a process: health through its life (SV-04), SIGTERM drains (SV-05) and a
+second SIGTERM exits now."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -76,6 +78,63 @@ def test_sv05_a_second_sigterm_exits_at_once(start: Any) -> None:
     wait_for(lambda: _status(f"{url}/v2/health/ready") == 503, timeout=2.0)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
+
+
+def test_sv04_health_through_the_whole_life(project: Any, iris_frame: Any, python: str) -> None:
+    X, y = iris_frame
+    commit(project, fit(X, y), X, y)  # committed, not yet published
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBMCI_")}
+    proc = subprocess.Popen([python, "-c", RUN, "--port", str(port), "--log-level", "warning",
+                             "--poll-interval", "0.1", "--model", "iris", "--drain", "1.5"],
+                            cwd=project.settings.root, env=env)
+    try:
+        # start-up: alive as soon as it answers, not ready while no model is live
+        wait_for(lambda: _status(f"{url}/v2/health/live") == 200 or proc.poll() is not None,
+                 timeout=60, step=0.1)
+        assert _status(f"{url}/v2/health/ready") == 503
+        assert _status(f"{url}/v2/models/iris/ready") == 404
+        assert httpx.post(f"{url}/v2/repository/index").json() == []
+        project.publish("iris@1", force=True)
+        wait_for(lambda: _status(f"{url}/v2/health/ready") == 200)
+        assert _status(f"{url}/v2/models/iris/ready") == 200
+        assert httpx.post(f"{url}/v2/repository/index").json() == [
+            {"name": "iris", "version": "1", "state": "READY"}]
+
+        # a swap: the old version serves until the new one is live, so ready never drops
+        commit(project, fit(X, y, c=0.5), X, y)
+        probes: list[int] = []
+        stop = threading.Event()
+
+        def probe() -> None:
+            deadline = time.monotonic() + 20
+            while not stop.is_set() and time.monotonic() < deadline:
+                probes.append(_status(f"{url}/v2/health/ready"))
+                time.sleep(0.005)
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        wait_for(lambda: probes)
+        project.publish("iris@2", force=True)
+        wait_for(lambda: httpx.post(f"{url}/v2/repository/index").json()[0]["version"] == "2")
+        time.sleep(0.1)
+        stop.set()
+        prober.join(10)
+        assert len(probes) >= 3 and set(probes) == {200}
+        assert _status(f"{url}/v2/models/iris/versions/1/ready") == 404  # the index is the truth
+        assert _status(f"{url}/v2/models/iris/versions/2/ready") == 200
+
+        # shutdown: not ready once draining starts, still alive until it exits
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: _status(f"{url}/v2/health/ready") == 503, timeout=1.0)
+        assert _status(f"{url}/v2/health/live") == 200
+        assert _status(f"{url}/v2/models/iris/ready") == 503
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def test_only_the_first_swap_freezes_what_is_alive() -> None:

@@ -8,19 +8,16 @@ from typing import Any
 
 import pytest
 
-from tests.serve.conftest import TOKEN, broken, commit, fit, load_loop, wait_for
-
-
-def _seen_version(seen: list[tuple[int, str | None]], version: str) -> bool:
-    return any(v == version for _, v in seen)
-
-
-def _assert_clean_switch(seen: list[tuple[int, str | None]], old: str, new: str) -> None:
-    assert [s for s in seen if s[0] != 200] == [], "failed requests during the swap"
-    versions = [v for _, v in seen]
-    first_new = versions.index(new)
-    assert set(versions[:first_new]) == {old}
-    assert set(versions[first_new:]) == {new}, "an old answer came after the first new one"
+from tests.serve.conftest import (
+    TOKEN,
+    assert_clean_switch,
+    broken,
+    commit,
+    fit,
+    load_loop,
+    saw_version,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +39,12 @@ def test_sv01_hot_swap_under_load_drops_nothing(setup: Any) -> None:
     with load_loop(running.url) as seen:
         started = time.monotonic()
         project.publish("iris@2", force=True)
-        wait_for(lambda: _seen_version(seen, "2"), timeout=2.0)
+        wait_for(lambda: saw_version(seen, "2"), timeout=2.0)
         observed = time.monotonic() - started
         count = len(seen)
         wait_for(lambda: len(seen) > count + 20)
     assert observed < 2.0
-    _assert_clean_switch(seen, "1", "2")
+    assert_clean_switch(seen, "1", "2")
     metrics = running.client().get("/metrics").text
     assert 'nbmci_live_version{model="iris"} 2.0' in metrics
 
@@ -56,10 +53,10 @@ def test_rollback_takes_effect_within_the_poll_interval(setup: Any) -> None:
     project, running, _host, _ = setup
     with load_loop(running.url) as seen:
         project.rollback("iris")
-        wait_for(lambda: _seen_version(seen, "1"), timeout=2.0)
+        wait_for(lambda: saw_version(seen, "1"), timeout=2.0)
         count = len(seen)
         wait_for(lambda: len(seen) > count + 20)
-    _assert_clean_switch(seen, "2", "1")
+    assert_clean_switch(seen, "2", "1")
 
 
 def test_sv02_failed_smoke_test_keeps_the_old_model(setup: Any) -> None:
