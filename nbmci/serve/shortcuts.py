@@ -184,8 +184,8 @@ def _merge(trees: list[Any]) -> Any:
         if hi - lo == 1:
             return int(starts[lo])
         node, mid = next(free), (lo + hi) // 2
-        nodes[node]["feature"], nodes[node]["threshold"] = columns, mid - 0.5
-        nodes[node]["left_child"], nodes[node]["right_child"] = route(lo, mid), route(mid, hi)
+        nodes["feature"][node], nodes["threshold"][node] = columns, mid - 0.5
+        nodes["left_child"][node], nodes["right_child"][node] = route(lo, mid), route(mid, hi)
         return node
 
     route(0, len(trees))
