@@ -334,27 +334,28 @@ class Project:
 
     def rollback(self, name: str) -> Publication:
         """Move ``production`` of ``name`` back to the version it pointed at before."""
-        from nbmci.snapshot.lineage import actor
-
         refs.validate_name(name)
         if self.registry.model(name) is None:
             raise ModelNotFoundError(name, self.registry.model_names())
-        for attempt in range(3):  # the target's model is checked first, then moved to
-            target = self.registry.rollback_target(name, PRODUCTION)
-            if target is None:
-                raise ConflictError(
-                    f"'{name}' has no earlier production version to roll back to.",
-                    hint=f"See `nbmci log {name}`; publish one with `nbmci publish NAME@N`.")
-            self._check_model_whole(self.show(Ref(name, target[1])), "roll back to")
+        for _ in range(2):  # a publish or rollback landing meanwhile: check the new target
             try:
-                self.registry.roll_back_alias(name, PRODUCTION, actor(), expect=target)
-            except AliasMovedError:  # a publish or rollback landed meanwhile: check again
-                if attempt == 2:
-                    raise
+                return self._roll_back_once(name)
+            except AliasMovedError:
                 continue
-            return Publication(name, PRODUCTION, target[0], target[1], False,
-                               rolled_back=True)
-        raise AssertionError("unreachable")
+        return self._roll_back_once(name)
+
+    def _roll_back_once(self, name: str) -> Publication:
+        """Check the rollback target's model, then move to it unless the alias moved."""
+        from nbmci.snapshot.lineage import actor
+
+        target = self.registry.rollback_target(name, PRODUCTION)
+        if target is None:
+            raise ConflictError(f"'{name}' has no earlier production version to roll back to.",
+                                hint=f"See `nbmci log {name}`; publish one with "
+                                     "`nbmci publish NAME@N`.")
+        self._check_model_whole(self.show(Ref(name, target[1])), "roll back to")
+        self.registry.roll_back_alias(name, PRODUCTION, actor(), expect=target)
+        return Publication(name, PRODUCTION, target[0], target[1], False, rolled_back=True)
 
     def _check_model_whole(self, version: Version, action: str) -> None:
         """Refuse to point production at a version whose model object is missing or corrupt

@@ -215,7 +215,6 @@ class ServingApp:
     """
 
     def __init__(self, rest: Starlette, state: ServeState) -> None:
-        self.rest = rest
         self.state = rest.state  # ``app.state.serve``, as on the Starlette app
         self._asgi = Guard(InferenceRoutes(rest, state=state), max_body=state.settings.max_body,
                            hosts=state.settings.host_patterns)

@@ -4,10 +4,9 @@ One worker task per model takes whatever queued while the previous ``predict`` r
 in the same turn of the event loop (up to ``max_batch`` rows), optionally waits ``max_wait``
 seconds for more, and runs ``predict``: on the event loop itself for models the host measured
 as fast (``LiveModel.inline``; a thread hop and the GIL hand-over cost more than their
-``predict``), else in a thread. At low load a request
-waits for nobody; under load batches grow by themselves. Requests keep the ``LiveModel`` they
-started with: a batch is split where the model changes, so requests admitted before a swap are
-answered by the old version.
+``predict``), else in a thread. At low load a request waits for nobody; under load batches grow
+by themselves. Requests keep the ``LiveModel`` they started with: a batch is split where the
+model changes, so requests admitted before a swap are answered by the old version.
 
 A request waits at most ``timeout`` seconds (then 504). A ``predict`` that overruns it is left
 to finish on its thread while the worker goes on with the next batch; once ``MAX_STUCK`` such
