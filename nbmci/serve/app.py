@@ -71,7 +71,8 @@ async def ready(request: Request) -> Response:
 async def server_metadata(request: Request) -> Response:
     from importlib.metadata import version
 
-    return _json({"name": "nbmci", "version": version("nbmci"), "extensions": []})
+    return _json({"name": "nbmci", "version": version("nbmci"),
+                  "extensions": ["binary_tensor_data"]})
 
 
 async def model_metadata(request: Request) -> Response:

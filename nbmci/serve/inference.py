@@ -55,6 +55,7 @@ HTTP_STATUS: dict[type, int] = {
 JSON_TYPES = ("application/json",)
 MLFLOW_TYPES = ("application/json", "text/csv")
 _JSON_HEADER = (b"content-type", b"application/json")
+_OCTETS = (b"content-type", b"application/octet-stream")  # JSON, then binary tensor data
 
 
 def http_status(exc: NbmciError) -> int:
@@ -159,14 +160,21 @@ class InferenceRoutes:
                     raw, _header(scope, b"inference-header-content-length"))
                 payload = load_json(raw)
                 matrix = v2.decode(live, payload, binary)
+                binary_out = v2.wants_binary(live, payload)
             elif media == "text/csv":
                 matrix = mlflow.decode_csv(live, raw)
             else:
                 matrix = mlflow.decode_json(live, load_json(raw))
             predicted = await state.batcher.predict(live, matrix)
-            result = (v2.encode(live, predicted, payload.get("id")) if protocol == "v2"
-                      else mlflow.encode(predicted))
-            return 200, dump(result), [(b"x-model-version", live.version_header)]
+            headers = [(b"x-model-version", live.version_header)]
+            if protocol == "mlflow":
+                return 200, dump(mlflow.encode(predicted)), headers
+            result, tail = v2.encode(live, predicted, payload.get("id"), binary_out)
+            head = dump(result)
+            if not binary_out:
+                return 200, head, headers
+            return 200, head + tail, [_OCTETS, (b"inference-header-content-length",
+                                                str(len(head)).encode()), *headers]
         except ClientGoneError:
             status = 499  # nginx's "client closed request", for the metrics only
             raise
@@ -216,7 +224,9 @@ async def _read_body(receive: Callable[[], Any]) -> bytes:
 
 
 async def _send(send: Any, status: int, body: bytes, headers: Headers) -> None:
+    """Answer ``body`` as JSON, unless ``headers`` start with their own Content-Type."""
+    if not headers or headers[0][0] != b"content-type":
+        headers = [_JSON_HEADER, *headers]
     await send({"type": "http.response.start", "status": status,
-                "headers": [_JSON_HEADER, (b"content-length", str(len(body)).encode()),
-                            *headers]})
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -68,8 +68,16 @@ def _infer(params: list[Any]) -> dict[str, Any]:
         "summary": "Predict (Open Inference Protocol v2)", "parameters": params,
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": _ref("InferRequest")}}},
-        "responses": {"200": _answer("Predictions", _ref("InferResponse")),
+        "responses": {"200": _binary(_answer("Predictions", _ref("InferResponse"))),
                       **_errors("404", *_PREDICT_ERRORS)}}}
+
+
+def _binary(answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer``, or with binary output asked for: its JSON (``Inference-Header-Content-Length``
+    bytes) and then the output tensor's bytes."""
+    answer["content"]["application/octet-stream"] = {
+        "schema": {"type": "string", "format": "binary"}}
+    return answer
 
 
 _MAX_DIM = 2**53  # JSON numbers past this are not exact integers any more
@@ -115,8 +123,15 @@ _SCHEMAS: dict[str, Any] = {
     "InferRequest": {"type": "object", "required": ["inputs"], "properties": {
         "id": {"type": "string"},
         "inputs": {"type": "array", "minItems": 1, "items": _ref("Tensor")},
-        "outputs": {"type": "array", "items": {"type": "object"}},
-        "parameters": {"type": "object"}}},
+        "outputs": {"type": "array", "items": {
+            "type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"},
+                "parameters": {"type": "object", "properties": {
+                    "binary_data": {"type": "boolean",
+                                    "description": "Answer this output as binary data."}}}}}},
+        "parameters": {"type": "object", "properties": {
+            "binary_data_output": {"type": "boolean",
+                                   "description": "Answer every output as binary data."}}}}},
     "OutputTensor": {"type": "object", "required": ["name", "shape", "datatype", "data"],
                      "properties": {
                          "name": {"type": "string"}, "datatype": {"type": "string"},

@@ -34,3 +34,8 @@ def test_a_model_that_cannot_take_nan_refuses_the_first_bad_value(bad: float,
 def test_huge_finite_values_pass() -> None:
     matrix = np.full((3, 2), np.finfo(np.float64).max)  # their sum overflows; each is finite
     assert check_matrix(_live(allow_nan=False), matrix, "x") is matrix
+
+
+def test_opposite_infinities_are_refused() -> None:
+    with pytest.raises(InputMismatchError, match=r"row 0, feature 'a' is infinite"):
+        check_matrix(_live(allow_nan=False), np.array([[np.inf, -np.inf]]), "x")

@@ -79,9 +79,10 @@ def test_infer_with_one_1d_tensor_per_feature(setup: Any) -> None:
         tensor = tritonhttp.InferInput(FEATURES[index], [len(rows)], "FP64")
         tensor.set_data_from_numpy(np.ascontiguousarray(rows[:, index]), binary_data=False)
         tensors.append(tensor)
-    output = tritonhttp.InferRequestedOutput("predict", binary_data=False)
+    meta = client.get_model_metadata("iris")
+    output = tritonhttp.InferRequestedOutput(meta["outputs"][0]["name"], binary_data=False)
     result = client.infer("iris", tensors, outputs=[output])
-    np.testing.assert_array_equal(_output(result, client.get_model_metadata("iris")), expected)
+    np.testing.assert_array_equal(_output(result, meta), expected)
 
 
 def test_infer_with_binary_tensors_tritonclients_default(setup: Any) -> None:
@@ -89,7 +90,11 @@ def test_infer_with_binary_tensors_tritonclients_default(setup: Any) -> None:
     meta = client.get_model_metadata("iris")
     whole = tritonhttp.InferInput("input__0", list(rows.shape), "FP64")
     whole.set_data_from_numpy(rows)  # binary_data=True
-    np.testing.assert_array_equal(_output(client.infer("iris", [whole]), meta), expected)
+    result = client.infer("iris", [whole])  # no outputs named: binary_data_output
+    np.testing.assert_array_equal(_output(result, meta), expected)
+    [output] = result.get_response()["outputs"]
+    assert "data" not in output
+    assert output["parameters"]["binary_data_size"] == 8 * len(rows)  # INT64 labels
     columns = []
     for index, feature in enumerate(FEATURES):
         column = tritonhttp.InferInput(feature, [len(rows)], "FP32")
@@ -118,6 +123,49 @@ def test_broken_binary_requests_are_clear_400s(serving: Any, length: str, values
                         headers={"inference-header-content-length": length})
     assert answer.status_code == 400, answer.text
     assert words in answer.json()["error"]
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_a_named_output_comes_as_asked(setup: Any, binary: bool) -> None:
+    client, rows, expected = setup
+    meta = client.get_model_metadata("iris")
+    whole = tritonhttp.InferInput("input__0", list(rows.shape), "FP64")
+    whole.set_data_from_numpy(rows, binary_data=False)
+    asked = tritonhttp.InferRequestedOutput(meta["outputs"][0]["name"], binary_data=binary)
+    result = client.infer("iris", [whole], outputs=[asked])
+    np.testing.assert_array_equal(_output(result, meta), expected)
+    [output] = result.get_response()["outputs"]
+    assert ("data" in output) is not binary
+
+
+def test_an_output_the_model_lacks_is_refused(setup: Any) -> None:
+    client, rows, _ = setup
+    whole = tritonhttp.InferInput("input__0", list(rows.shape), "FP64")
+    whole.set_data_from_numpy(rows)
+    with pytest.raises(InferenceServerException, match="has one output"):
+        client.infer("iris", [whole], outputs=[tritonhttp.InferRequestedOutput("probs")])
+
+
+def test_the_server_names_the_binary_extension(setup: Any) -> None:
+    client, _, _ = setup
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+
+
+def test_string_labels_as_binary_bytes_tensor() -> None:
+    from tritonclient.utils import deserialize_bytes_tensor
+
+    from nbmci.serve.host import LiveModel
+    from nbmci.serve.protocols import v2
+
+    live = LiveModel(name="m", version=3, model=None, features=("a",), dtypes=("float64",),
+                     output="predict", allow_nan=False, class_name="X", frame_columns=None)
+    labels = np.array(["setosa", "", "vírginica"], dtype=object)
+    result, tail = v2.encode(live, labels, "r1", binary=True)
+    [output] = result["outputs"]
+    assert output == {"name": "predict", "datatype": "BYTES", "shape": [3],
+                      "parameters": {"binary_data_size": len(tail)}}
+    assert result["id"] == "r1" and result["model_version"] == "3"
+    assert [b.decode() for b in deserialize_bytes_tensor(tail)] == list(labels)
 
 
 def test_a_wrong_width_is_a_clear_error(setup: Any) -> None:

@@ -3,7 +3,8 @@
 A request is either one 2-D tensor ``[rows, n_features]`` (any name) or one 1-D tensor per
 input name. Tensor values come as JSON ``data`` or, with the binary tensor extension (the
 default of NVIDIA's ``tritonclient``), as raw little-endian bytes after a JSON header of
-``Inference-Header-Content-Length`` bytes; answers are always JSON, which every client reads.
+``Inference-Header-Content-Length`` bytes. The answer is JSON, or JSON followed by the output's
+bytes when the request asks for binary output (``binary_data`` or ``binary_data_output``).
 """
 
 from __future__ import annotations
@@ -153,15 +154,55 @@ def decode(live: LiveModel, body: Any, binary: bytes = b"") -> np.ndarray:
     return check_matrix(live, np.stack(columns, axis=1), "inputs")
 
 
-def encode(live: LiveModel, predicted: np.ndarray, request_id: Any) -> dict[str, Any]:
+def wants_binary(live: LiveModel, body: dict[str, Any]) -> bool:
+    """Whether the request asks for its output as binary tensor data: ``binary_data`` on the
+    requested output, else the request's ``binary_data_output`` (``tritonclient`` sends that
+    when no outputs are named). A requested output the model does not have is refused."""
+    parameters = body.get("parameters")
+    binary = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
+    outputs = body.get("outputs")
+    if outputs is None:
+        return binary
+    if not isinstance(outputs, list):
+        raise InvalidRequestError("'outputs' must be a list of requested outputs.",
+                                  field="outputs")
+    for index, output in enumerate(outputs):
+        name = output.get("name") if isinstance(output, dict) else None
+        if name != live.output:
+            raise InputMismatchError(
+                f"'outputs[{index}]' asks for {str(name)[:60]!r}; {live.ref} has one output, "
+                f"'{live.output}'.", field="outputs")
+        asked = output.get("parameters")
+        if isinstance(asked, dict) and "binary_data" in asked:
+            binary = asked["binary_data"] is True
+    return binary
+
+
+def encode(live: LiveModel, predicted: np.ndarray, request_id: Any,
+           binary: bool = False) -> tuple[dict[str, Any], bytes]:
+    """The response object and, for a ``binary`` answer, the tensor bytes that follow it."""
     kind = datatype(predicted.dtype)
-    data: Any = predicted if kind != "BYTES" else [str(v) for v in predicted.tolist()]
-    out: dict[str, Any] = {
-        "model_name": live.name,
-        "model_version": str(live.version),
-        "outputs": [{"name": live.output, "datatype": kind, "shape": list(predicted.shape),
-                     "data": data.ravel() if kind != "BYTES" else data}],
-    }
+    output: dict[str, Any] = {"name": live.output, "datatype": kind,
+                              "shape": list(predicted.shape)}
+    tail = b""
+    if binary:
+        tail = _bytes_tensor(predicted) if kind == "BYTES" else \
+            np.ascontiguousarray(predicted, dtype=_RAW[kind]).tobytes()
+        output["parameters"] = {"binary_data_size": len(tail)}
+    else:
+        output["data"] = predicted.ravel() if kind != "BYTES" else \
+            [str(v) for v in predicted.ravel().tolist()]
+    out: dict[str, Any] = {"model_name": live.name, "model_version": str(live.version),
+                           "outputs": [output]}
     if isinstance(request_id, str):
         out["id"] = request_id
-    return out
+    return out, tail
+
+
+def _bytes_tensor(values: np.ndarray) -> bytes:
+    """BYTES elements in binary: each a 4-byte little-endian length, then its UTF-8 bytes."""
+    parts = []
+    for value in values.ravel().tolist():
+        text = value if isinstance(value, bytes) else str(value).encode()
+        parts += (len(text).to_bytes(4, "little"), text)
+    return b"".join(parts)
