@@ -9,6 +9,8 @@ Every request is one row. The HTTP floor is a bare uvicorn[standard] route that 
 JSON body with orjson and returns a constant. Budgets (issue 5): at 16 and 64 connections
 nbmci's throughput >= 20x MLflow's and >= 0.5x the floor's; p99 <= 0.1x MLflow's at every
 concurrency. Served rows/s are also shown as a fraction of in-process ``predict`` throughput.
+The one-connection cell is also run with wrk on the server's own CPU ("1 same core", see
+``CELLS``).
 MLflow runs from its own venv (``--mlflow-python``, default /work/mlflow-venv/bin/python).
 """
 
@@ -29,7 +31,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-CONNECTIONS = (1, 16, 64)
+# (label, connections, same core): the extra "1 same core" cell runs wrk on the server's CPU.
+# One sequential client needs no second core, and sharing one spares it the cross-CPU wake-up
+# that each request and answer otherwise pays, about 0.2 ms at the median and 1 ms at p99 on
+# these VMs for every server alike (the HTTP floor's own p99 is over 1 ms without it).
+CELLS = (("1", 1, False), ("1 same core", 1, True), ("16", 16, False), ("64", 64, False))
 SERVERS = ("nbmci", "mlflow", "floor")
 MODELS = ("logreg", "forest")
 FLOOR = """
@@ -92,12 +98,45 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
 
 
-def wrk(url: str, body: str, connections: int, duration: float, workdir: Path) -> dict[str, float]:
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``mlflow models serve`` runs uvicorn as a child)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            todo += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid``'s process tree onto ``cpus``."""
+    for process in _process_tree(pid):
+        for thread in Path(f"/proc/{process}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(thread.name), cpus)
+            except ProcessLookupError:  # a thread that just ended
+                pass
+
+
+def wrk(url: str, body: str, connections: int, duration: float, workdir: Path,
+        same_core_as: int | None = None) -> dict[str, float]:
+    """One wrk run; with ``same_core_as`` (a server pid), wrk and that server share CPU 0."""
     script = workdir / "post.lua"
     script.write_text(LUA.format(body=body))
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency",
-                          "-s", str(script), url], capture_output=True, text=True, check=True,
-                         timeout=duration + 60).stdout
+    everywhere = os.sched_getaffinity(0)
+    if same_core_as is not None:
+        _pin(same_core_as, {0})
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s",
+             str(script), url], capture_output=True, text=True, check=True,
+            timeout=duration + 60,
+            preexec_fn=None if same_core_as is None else lambda: os.sched_setaffinity(0, {0}),
+        ).stdout
+    finally:
+        if same_core_as is not None:
+            _pin(same_core_as, everywhere)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -149,9 +188,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBMCI_")}
     (work / "floor.py").write_text(FLOOR)
     procs: list[subprocess.Popen[bytes]] = []
-    runs: dict[tuple[str, str, int, float], list[dict[str, Any]]] = {}
+    runs: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}
+    cells = [c for c in CELLS if not c[2] or len(os.sched_getaffinity(0)) > 1]
     try:
-        targets = []  # (model, server, url, body, in-process predict rows/s)
+        targets = []  # (model, server, url, body, in-process predict rows/s, pid)
         for name in args.models:
             version = project.show(f"{name}@1")
             columns = [i["name"] for i in version.signature["inputs"]]
@@ -160,29 +200,29 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             for peer in args.servers:
                 url = start_server(peer, name, version, project, work, env, args, procs)
                 wrk(url, body, 1, 1, work)  # warm-up
-                targets.append((name, peer, url, body, predict_rps))
+                targets.append((name, peer, url, body, predict_rps, procs[-1].pid))
         for round_ in range(args.rounds):
             for name in args.models:
-                for connections in CONNECTIONS:
-                    for model, peer, url, body, predict_rps in targets:
+                for label, connections, same_core in cells:
+                    for model, peer, url, body, predict_rps, pid in targets:
                         if model != name:
                             continue
-                        stats = wrk(url, body, connections, args.duration, work)
-                        print(f"round {round_ + 1} {name:7} {peer:7} c={connections:<3} "
+                        stats = wrk(url, body, connections, args.duration, work,
+                                    pid if same_core else None)
+                        print(f"round {round_ + 1} {name:7} {peer:7} c={label:<12} "
                               f"{stats['rps']:9.0f} req/s p99 {stats['p99_ms']:8.2f} ms "
                               f"non-2xx {stats['non2xx']:.0f}", flush=True)
-                        runs.setdefault((name, peer, connections, predict_rps),
-                                        []).append(stats)
+                        runs.setdefault((name, peer, label, predict_rps), []).append(stats)
     finally:
         for proc in procs:
             stop(proc)
         project.close()
         shutil.rmtree(work, ignore_errors=True)
-    return [{"model": name, "server": peer, "connections": connections,
+    return [{"model": name, "server": peer, "connections": label,
              "predict_rps": predict_rps, "rps": max(r["rps"] for r in rounds),
              "p99_ms": min(r["p99_ms"] for r in rounds),
              "non2xx": sum(r["non2xx"] for r in rounds)}
-            for (name, peer, connections, predict_rps), rounds in runs.items()]
+            for (name, peer, label, predict_rps), rounds in runs.items()]
 
 
 def start_server(peer: str, name: str, version: Any, project: Any, work: Path,
@@ -220,7 +260,7 @@ def start_server(peer: str, name: str, version: Any, project: Any, work: Path,
 
 
 def report(results: list[dict[str, Any]]) -> None:
-    def find(model: str, server: str, c: int) -> dict[str, Any] | None:
+    def find(model: str, server: str, c: str) -> dict[str, Any] | None:
         return next((r for r in results if r["model"] == model and r["server"] == server
                      and r["connections"] == c), None)
 
@@ -235,7 +275,7 @@ def report(results: list[dict[str, Any]]) -> None:
           "rows/s vs predict |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for model in sorted({r["model"] for r in results if r["server"] != "floor"}):
-        for c in CONNECTIONS:
+        for c, _, _ in CELLS:
             n, m, f = find(model, "nbmci", c), find(model, "mlflow", c), find(model, "floor", c)
             if not n:
                 continue
