@@ -10,24 +10,28 @@ JSON body with orjson and returns a constant. Budgets (issue 5): at 16 and 64 co
 nbmci's throughput >= 20x MLflow's and >= 0.5x the floor's; p99 <= 0.1x MLflow's at every
 concurrency. Served rows/s are also shown as a fraction of in-process ``predict`` throughput.
 The one-connection cell is also run with wrk on the server's own CPU ("1 same core", see
-``CELLS``).
+``CELLS``). While it runs, the benchmark asks the kernel for polling CPU idle (``--cpu-idle``,
+see ``polling_idle``), as latency-tuned hosts do; every server runs under the same setting.
 MLflow runs from its own venv (``--mlflow-python``, default /work/mlflow-venv/bin/python).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +100,30 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+@contextlib.contextmanager
+def polling_idle(wanted: bool) -> Iterator[str]:
+    """Hold ``/dev/cpu_dma_latency`` at 0 (as tuned's latency-performance profile does), so
+    idle CPUs poll instead of halting; yields what the run gets, for the report.
+
+    On these VMs a halted vCPU that a request wakes costs a VM exit and a host reschedule:
+    about 0.2 ms at the median and 1-3 ms at p99 on every request leg, for every server alike,
+    which buries one-connection latency in the hypervisor's noise. The setting lasts while the
+    file is open."""
+    if not wanted:
+        yield "default (halting)"
+        return
+    try:
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+    except OSError as exc:
+        yield f"default (polling unavailable: {exc.strerror})"
+        return
+    try:
+        os.write(fd, struct.pack("i", 0))
+        yield "polling (cpu_dma_latency 0)"
+    finally:
+        os.close(fd)
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -187,9 +215,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     project, row = make_project(work / "project")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBMCI_")}
     (work / "floor.py").write_text(FLOOR)
+    cells = [c for c in CELLS if not c[2] or len(os.sched_getaffinity(0)) > 1]
     procs: list[subprocess.Popen[bytes]] = []
     runs: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}
-    cells = [c for c in CELLS if not c[2] or len(os.sched_getaffinity(0)) > 1]
     try:
         targets = []  # (model, server, url, body, in-process predict rows/s, pid)
         for name in args.models:
@@ -294,12 +322,20 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3,
                         help="measure every server this many times; the best round counts")
+    parser.add_argument("--cpu-idle", choices=("poll", "default"), default="poll",
+                        help="poll: hold /dev/cpu_dma_latency at 0 for the run (needs root); "
+                             "default: leave the CPUs' idle states alone")
     parser.add_argument("--mlflow-python", default="/work/mlflow-venv/bin/python")
     parser.add_argument("--servers", type=lambda s: s.split(","), default=list(SERVERS),
                         help="comma-separated subset of nbmci,mlflow,floor")
     parser.add_argument("--models", type=lambda s: s.split(","), default=list(MODELS),
                         help="comma-separated subset of logreg,forest")
-    report(run(parser.parse_args()))
+    args = parser.parse_args()
+    with polling_idle(args.cpu_idle == "poll") as idle:
+        print(f"CPU idle: {idle}", flush=True)
+        results = run(args)
+    print(f"\nCPU idle: {idle}")
+    report(results)
 
 
 if __name__ == "__main__":
