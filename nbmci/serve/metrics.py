@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client import (
@@ -12,6 +15,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from nbmci.serve.host import SwapEvent
 
@@ -26,11 +31,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("nbmci_requests", "Inference requests answered.",
-                                ["model", "version", "protocol", "status"], registry=r)
-        self.latency = Histogram("nbmci_request_seconds", "Inference request latency.",
-                                 ["model", "version", "status"], buckets=_LATENCY_BUCKETS,
-                                 registry=r)
+        self._requests = _RequestCollector()
+        r.register(self._requests)
         self.batch_rows = Histogram("nbmci_batch_rows", "Rows per predict call.", ["model"],
                                     buckets=_BATCH_BUCKETS, registry=r)
         self.swaps = Counter("nbmci_swaps", "Versions that went live.", ["model"], registry=r)
@@ -41,20 +43,11 @@ class Metrics:
                                   ["model"], registry=r)
         self.timeouts = Counter("nbmci_predict_timeouts", "Requests that hit the timeout.",
                                 ["model"], registry=r)
-        self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self._batch_children: dict[str, Any] = {}
 
     def observe_request(self, model: str, version: str, protocol: str, status: int,
                         seconds: float) -> None:
-        key = (model, version, protocol, status)
-        children = self._request_children.get(key)
-        if children is None:  # ``labels()`` takes a lock and builds keys: once per label set
-            code = str(status)
-            children = self._request_children[key] = (
-                self.requests.labels(model, version, protocol, code),
-                self.latency.labels(model, version, code))
-        children[0].inc()
-        children[1].observe(seconds)
+        self._requests.observe(model, version, protocol, status, seconds)
 
     def observe_batch(self, model: str, rows: int) -> None:
         child = self._batch_children.get(model)
@@ -71,3 +64,45 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RequestCollector:
+    """``nbmci_requests_total`` and the ``nbmci_request_seconds`` histogram, from plain counts.
+
+    A prometheus-client ``Counter`` and ``Histogram`` take a lock and walk the buckets in
+    Python on every observation: about 3 us per request, a tenth of the app's own time on a
+    one-row request. Requests are answered on the event loop's thread, so here each label set
+    keeps a list (latency sum, then one count per bucket) that a request bumps in place, and a
+    scrape turns a copy of the lists into metric families.
+    """
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str, str, int], list[float]] = {}
+
+    def observe(self, model: str, version: str, protocol: str, status: int,
+                seconds: float) -> None:
+        key = (model, version, protocol, status)
+        counts = self._series.get(key)
+        if counts is None:
+            counts = self._series[key] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        counts[0] += seconds
+        counts[1 + bisect_left(_LATENCY_BUCKETS, seconds)] += 1  # buckets are "<= le"
+
+    def collect(self) -> Iterator[Metric]:
+        series = [(key, list(counts)) for key, counts in list(self._series.items())]
+        requests = CounterMetricFamily("nbmci_requests", "Inference requests answered.",
+                                       labels=["model", "version", "protocol", "status"])
+        latency = HistogramMetricFamily("nbmci_request_seconds", "Inference request latency.",
+                                        labels=["model", "version", "status"])
+        merged: dict[tuple[str, str, str], list[float]] = {}  # protocols summed, as labelled
+        for (model, version, protocol, status), counts in series:
+            requests.add_metric([model, version, protocol, str(status)], sum(counts[1:]))
+            into = merged.setdefault((model, version, str(status)), [0.0] * len(counts))
+            for i, value in enumerate(counts):
+                into[i] += value
+        bounds = [*map(floatToGoString, _LATENCY_BUCKETS), "+Inf"]
+        for labels, counts in merged.items():
+            latency.add_metric(list(labels), list(zip(bounds, accumulate(counts[1:]),
+                                                      strict=True)), sum_value=counts[0])
+        yield requests
+        yield latency

@@ -90,3 +90,41 @@ def test_openapi_lists_the_routes(client: Any) -> None:
     spec = client.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.")
     assert {"/v2/models/{name}/infer", "/invocations", "/metrics"} <= set(spec["paths"])
+
+
+def _request_series(client: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        if family.name in ("nbmci_requests", "nbmci_request_seconds"):
+            for sample in family.samples:
+                found[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_metrics_request_counts_and_latency_histogram_add_up(client: Any) -> None:
+    before = _request_series(client)
+    for _ in range(3):
+        assert client.post("/invocations", json={"instances": [ROW]}).status_code == 200
+    good = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 4], "data": ROW}]}
+    for _ in range(2):
+        assert client.post("/v2/models/iris/infer", json=good).status_code == 200
+    assert client.post("/invocations", json={"instances": [ROW[:2]]}).status_code == 422
+    after = _request_series(client)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted({"model": "iris", "version": "1", **labels}.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grew("nbmci_requests_total", protocol="mlflow", status="200") == 3
+    assert grew("nbmci_requests_total", protocol="v2", status="200") == 2
+    assert grew("nbmci_requests_total", protocol="mlflow", status="422") == 1
+    assert grew("nbmci_request_seconds_count", status="200") == 5  # both protocols
+    assert grew("nbmci_request_seconds_bucket", status="200", le="+Inf") == 5
+    assert grew("nbmci_request_seconds_count", status="422") == 1
+    assert 0 < grew("nbmci_request_seconds_sum", status="200") < 5
+    buckets = sorted((float(dict(labels)["le"]), value) for (name, labels), value in after.items()
+                     if name == "nbmci_request_seconds_bucket"
+                     and dict(labels)["status"] == "200")
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative

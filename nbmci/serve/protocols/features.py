@@ -81,7 +81,7 @@ def check_matrix(live: LiveModel, matrix: np.ndarray, field: str) -> np.ndarray:
             f"'{field}' rows have {width} values; {live.ref} takes {len(live.features)} "
             f"features: {', '.join(live.features)}.", field=field)
     finite = np.isfinite(matrix)
-    if finite.all():
+    if np.count_nonzero(finite) == finite.size:  # half the cost of ``finite.all()``
         return matrix
     refused = np.isinf(matrix) if live.allow_nan else ~finite
     if refused.any():
