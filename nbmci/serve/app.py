@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sized
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -219,6 +219,11 @@ class ServingApp:
         self.state = rest.state  # ``app.state.serve``, as on the Starlette app
         self._asgi = Guard(InferenceRoutes(rest, state=state), max_body=state.settings.max_body,
                            hosts=state.settings.host_patterns)
+
+    def count_requests_with(self, in_flight: Sized) -> None:
+        """Let the batcher see the server's requests in flight (uvicorn's
+        ``server.server_state.tasks``), so a request alone in the server skips the queue."""
+        self.state.serve.batcher.in_flight = in_flight
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._asgi(scope, receive, send)

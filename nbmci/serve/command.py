@@ -104,6 +104,7 @@ def serve(host: str, port: int, models: tuple[str, ...], poll_interval: float,
                             proxy_headers=False,  # nothing here reads the client's address
                             timeout_graceful_shutdown=int(timeout) + 5)
     server = _server_class()(config, app.state.serve, drain)
+    app.count_requests_with(server.server_state.tasks)
     app.state.serve.host.add_listener(_FreezeAfterFirstSwap())
     server.run()
 

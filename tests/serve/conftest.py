@@ -17,7 +17,7 @@ import pytest
 
 from nbmci.api import Project
 from nbmci.config import load_settings
-from nbmci.serve.app import create_app
+from nbmci.serve.app import ServingApp, create_app
 from nbmci.serve.settings import ServeSettings
 from nbmci.serve.transport import GatheringHttpProtocol
 
@@ -52,6 +52,8 @@ def run_server(app: Any, *, startup_timeout: float = 20.0) -> Iterator[Running]:
                             http=GatheringHttpProtocol,  # as `nbmci serve` runs it
                             timeout_graceful_shutdown=5, access_log=False)
     server = uvicorn.Server(config)
+    if isinstance(app, ServingApp):
+        app.count_requests_with(server.server_state.tasks)  # as `nbmci serve` does
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 from typing import Any
 
 import numpy as np
@@ -116,3 +118,75 @@ def test_a_request_one_turn_behind_joins_the_batch() -> None:
 
     assert [a.tolist() for a in asyncio.run(scenario())] == [[2.0], [3.0]]
     assert model.calls == [2]
+
+
+def _alone_scenario(in_flight: set[int], live: LiveModel, *rows: np.ndarray) -> list[Any]:
+    async def scenario() -> list[Any]:
+        batcher = MicroBatcher()
+        batcher.in_flight = in_flight
+        try:
+            return [await batcher.predict(live, r) for r in rows]  # one after another
+        finally:
+            await batcher.close()
+
+    return asyncio.run(scenario())
+
+
+def _first_step(in_flight: set[int] | None, live: LiveModel) -> Any:
+    """The answer if ``predict`` finishes without giving the event loop a turn, else None."""
+    async def scenario() -> Any:
+        batcher = MicroBatcher()
+        batcher.in_flight = in_flight
+        step = batcher.predict(live, _rows(1))
+        try:
+            step.send(None)
+        except StopIteration as done:
+            return done.value
+        finally:
+            step.close()
+            await batcher.close()
+        return None  # it is waiting for the worker
+
+    return asyncio.run(scenario())
+
+
+def test_a_request_alone_in_the_server_predicts_without_waiting_a_turn() -> None:
+    model = Summer()
+    live = _live(model)
+    assert _first_step({1}, live).tolist() == [2.0]
+    assert _first_step({1, 2}, live) is None  # another request is in flight: queue
+    assert _first_step(None, live) is None  # the server does not say: queue
+    assert model.calls == [1]
+    with pytest.raises(PredictFailedError, match="negative values"):
+        _alone_scenario({1}, live, _rows(-1))
+
+
+def test_requests_in_flight_together_still_share_one_call() -> None:
+    """The server counts requests from their headers on, before any reaches the batcher: with
+    three in flight, the first to arrive waits for the others' rows."""
+    model = Summer()
+    live = _live(model)
+
+    async def scenario() -> list[Any]:
+        batcher = MicroBatcher()
+        batcher.in_flight = {1, 2, 3}
+        try:
+            return list(await asyncio.gather(*(batcher.predict(live, _rows(i)) for i in range(3))))
+        finally:
+            await batcher.close()
+
+    assert [a.tolist() for a in asyncio.run(scenario())] == [[1.0], [2.0], [3.0]]
+    assert model.calls == [3]
+
+
+def test_a_slow_model_alone_still_predicts_on_a_thread() -> None:
+    threads: list[int] = []
+
+    class Slow(Summer):
+        def predict(self, X: np.ndarray) -> np.ndarray:
+            threads.append(threading.get_ident())
+            return super().predict(X)
+
+    live = dataclasses.replace(_live(Slow()), inline=False)
+    answers = _alone_scenario({1}, live, _rows(5))
+    assert answers[0].tolist() == [6.0] and threads and threads[0] != threading.get_ident()
