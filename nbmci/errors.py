@@ -5,7 +5,8 @@ walking ``type(exc).__mro__``, so a new leaf needs no face change::
 
     NbmciError                          .message, .hint; str() is one line
     ├── InvalidInputError (ValueError)      bad name, ref, argument, config or file
-    │     InvalidNameError, InvalidRefError, ConfigError, UnsupportedDataError
+    │     InvalidNameError, InvalidRefError, ConfigError, UnsupportedDataError,
+    │     InputMismatchError (HTTP 422: well-formed, but not what the model takes)
     ├── NotFoundError (LookupError)         model, version, alias or object absent
     │     ModelNotFoundError, VersionNotFoundError, ObjectNotFoundError
     ├── ConflictError                       lost a race, already exists, object collision
@@ -113,6 +114,19 @@ class UnsupportedDataError(InvalidInputError):
     pass
 
 
+class InputMismatchError(InvalidInputError):
+    """Input that is well-formed but not what the model takes: a wrong type, a missing or
+    unknown column, a value outside the training categories. The fields say where."""
+
+    def __init__(self, message: str, *, field: str | None = None, column: str | None = None,
+                 row: int | None = None, value: Any = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or "See the model's inputs at GET /v2/models/NAME.")
+        self.field = field
+        self.column = column
+        self.row = row
+        self.value = value
+
+
 class ModelNotFoundError(NotFoundError):
     def __init__(self, name: str, known: list[str] | None = None) -> None:
         listed = f" Known models: {', '.join(known[:10])}." if known else ""
@@ -181,6 +195,16 @@ class StorageError(UnavailableError):
         self.errno = errno
 
 
+class NotServableError(FailedError):
+    """A version cannot be served: it does not load from the store alone, in a fresh process,
+    or does not reproduce the outputs recorded on its example rows."""
+
+    def __init__(self, ref: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{ref} is not servable: {reason}", hint=hint)
+        self.ref = ref
+        self.reason = reason
+
+
 class CancelledError(FailedError):
     """A long operation was stopped on request before it finished; nothing was recorded."""
 
@@ -196,11 +220,15 @@ class PickleFallbackWarning(NbmciWarning):
     pass
 
 
+class NotServableWarning(NbmciWarning):
+    """A commit stored a version no server can load; the message names why and the fix."""
+
+
 # The HTTP status of each category, for the faces that speak HTTP (the serving app and the
 # Jupyter server extension); a face adds statuses for its own leaves.
 HTTP_STATUS: dict[type, int] = {
-    InvalidInputError: 400, NotFoundError: 404, ConflictError: 409, NotAllowedError: 403,
-    FailedError: 422, UnavailableError: 503, IntegrityError: 500,
+    InvalidInputError: 400, InputMismatchError: 422, NotFoundError: 404, ConflictError: 409,
+    NotAllowedError: 403, FailedError: 422, UnavailableError: 503, IntegrityError: 500,
 }
 
 

@@ -16,6 +16,7 @@ from nbmci.errors import redact_url as redact
 from nbmci.registry import session
 from nbmci.registry.schema import (
     aliases,
+    checks,
     ci_notebooks,
     ci_runs,
     datasets,
@@ -143,6 +144,30 @@ class Registry:
 
         return session.run_write(self.engine, work)
 
+    def add_check(self, name: str, number: int, kind: str, passed: bool,
+                  detail: dict[str, Any]) -> None:
+        """Record one check of ``name@number`` (the newest of each kind is the verdict)."""
+
+        def work(conn: Connection) -> None:
+            conn.execute(checks.insert().values(version_id=_version_id(conn, name, number),
+                                                kind=kind, passed=passed, checked_at=utcnow(),
+                                                detail=detail))
+
+        session.run_write(self.engine, work)
+
+    def latest_checks(self, version_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
+        """The newest check of each kind of each version: ``{version_id: {kind: row}}``."""
+        if not version_ids:
+            return {}
+        newest = (sa.select(sa.func.max(checks.c.id))
+                  .where(checks.c.version_id.in_(version_ids))
+                  .group_by(checks.c.version_id, checks.c.kind))
+        found: dict[int, dict[str, dict[str, Any]]] = {}
+        with session.read(self.engine) as conn:
+            for row in conn.execute(sa.select(checks).where(checks.c.id.in_(newest))).mappings():
+                found.setdefault(row["version_id"], {})[row["kind"]] = dict(row)
+        return found
+
     def roll_back_alias(self, name: str, alias: str, actor: str,
                         expect: tuple[int, int] | None = None) -> tuple[int, int] | None:
         """Move ``alias`` back to where it pointed before its current target, in one write
@@ -234,9 +259,11 @@ class Registry:
             for alias, number in self._aliases(conn, [model_id]).get(model_id, {}).items():
                 by_number.setdefault(number, []).append(alias)
         ci = self.latest_ci(ids)
+        checked = self.latest_checks(ids)
         for r in rows:
             r["name"] = name
             r["ci"] = ci.get(r["id"])
+            r["checks"] = checked.get(r["id"], {})
             r["datasets"] = data.get(r["id"], [])
             r["aliases"] = sorted(by_number.get(r["number"], []))
         return rows

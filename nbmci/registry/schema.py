@@ -126,3 +126,17 @@ ci_notebooks = sa.Table(
     sa.Column("duration", sa.Float, nullable=False),
     sa.Index("ix_ci_notebooks_cache_key", "cache_key"),
 )
+
+# Checks of a version other than CI runs; kind "servable": it loads from the store alone in a
+# fresh process and reproduces the outputs recorded on its example rows. The newest counts.
+checks = sa.Table(
+    "checks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("checked_at", Timestamp, nullable=False),
+    sa.Column("detail", Json, nullable=False),
+    sa.Index("ix_checks_version_kind", "version_id", "kind"),
+)

@@ -30,7 +30,7 @@ from nbmci.errors import redact_url as redact
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 WRITE_TIMEOUT = 120.0  # seconds a writer keeps retrying before giving up
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
