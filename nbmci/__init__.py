@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nbmci.api import (
         Project,
+        check,
         checkout,
         commit,
         diff,
@@ -37,6 +38,7 @@ __all__ = [
     "NbmciError",
     "Project",
     "Version",
+    "check",
     "checkout",
     "commit",
     "diff",

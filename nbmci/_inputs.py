@@ -118,6 +118,20 @@ def _is_data(value: Any) -> bool:
         or (module == "numpy" and type(value).__name__ == "ndarray")
 
 
+def check_example(example: Any) -> None:
+    """``example`` rows must be data, or a non-empty list of scalars (a text model's input)."""
+    if example is None or _is_data(example):
+        if example is not None and len(example) == 0:
+            raise InvalidInputError("example has no rows.", hint="Pass a few input rows.")
+        return
+    if isinstance(example, list) and example and all(
+            v is None or isinstance(v, str | int | float | bool) for v in example):
+        return
+    raise UnsupportedDataError(
+        f"example is a {type(example).__name__}; pass a DataFrame, Series, numpy array or a "
+        "list of strings or numbers.", hint="For instance example=X_train[:5].")
+
+
 def mapping(what: str, value: Any) -> dict[str, Any]:
     """A dict with short string keys, its values made JSON-safe."""
     from nbmci.snapshot.jsonable import to_jsonable

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,8 @@ from nbmci.errors import (
     ModelNotFoundError,
     NbmciError,
     NotFoundError,
+    NotServableError,
+    NotServableWarning,
     VersionNotFoundError,
 )
 from nbmci.refs import Ref
@@ -45,9 +48,12 @@ from nbmci.results import (
     Stored,
     Version,
 )
+from nbmci.results import UNKNOWN
+from nbmci.servability import KIND, from_row
 from nbmci.store import ObjectStore, open_store
 
 if TYPE_CHECKING:
+    from nbmci.servability import Checks
     from nbmci.snapshot.memo import DatasetMemo
 
 logger = logging.getLogger(__name__)
@@ -87,7 +93,16 @@ class Project:
     def registry(self) -> Registry:
         return Registry(self.settings.registry_url)
 
+    @cached_property
+    def checks(self) -> Checks:
+        """Servability checks of this project's versions (see ``nbmci.servability``)."""
+        from nbmci.servability import Checks
+
+        return Checks(self)
+
     def close(self) -> None:
+        if "checks" in self.__dict__:
+            self.checks.close()
         if "registry" in self.__dict__:
             self.registry.close()
 
@@ -106,12 +121,16 @@ class Project:
         lineage: Mapping[str, Any] | None = None,
         format: str | None = None,
         trust: bool = False,
+        example: Any = None,
     ) -> Version:
         """Snapshot ``model`` and its training ``data`` as the next version of ``name``.
 
         ``trust=True`` records that the committer vouches for a pickled model, so that
-        ``nbmci serve`` loads it without ``--trust-pickle``."""
+        ``nbmci serve`` loads it without ``--trust-pickle``. ``example``: a few input rows
+        (DataFrame, Series, array or list), for a model committed without its training data
+        or to choose the rows its servability is checked on."""
         from nbmci import snapshot
+        from nbmci.snapshot import code
 
         started = time.perf_counter()
         name = _inputs.model_name(model, name)
@@ -123,9 +142,16 @@ class Project:
             raise InvalidInputError(f"The lineage key '{TRUST_KEY}' is reserved.",
                                     hint="Vouch for a pickled model with commit(..., trust=True).")
         items = _inputs.data_items(data)
+        _inputs.check_example(example)
         params_json = _inputs.mapping("params", params) if params is not None else None
         metrics_json = _inputs.metrics(metrics)
         blob = snapshot.dump_model(model, format)
+        signature, problem = snapshot.infer_signature(model, items, example)
+        in_notebook = code.main_objects(model, blob.trusted_types)
+        if in_notebook:
+            problem = _defined_in_notebook(in_notebook)
+        local = code.local_files(code.referenced_modules(model, blob.trusted_types))
+        bundle = code.bundle(local)
         previous = self._previous_manifests(name, list(items))
         tally = snapshot.WriteTally()
         datasets = {}
@@ -144,6 +170,10 @@ class Project:
                     previous=previous.get(key), progress=advance, memo=self._datasets_seen)
             stored = writer.put([blob.data])
             tally.add(stored.digest, stored.size, stored.written)
+            if bundle is not None:  # modules beside the notebook the model needs
+                kept = writer.put([bundle])
+                tally.add(kept.digest, kept.size, kept.written)
+                signature["code"] = {"digest": kept.digest, "modules": sorted(local)}
         if progress is not None:
             progress(total, total)  # sizes were estimated up front; end at 100%
         author = snapshot.lineage.actor()
@@ -158,7 +188,7 @@ class Project:
             "trusted_types": blob.trusted_types,
             "params": params_json if params_json is not None else snapshot.model_params(model),
             "metrics": metrics_json,
-            "signature": snapshot.infer_signature(model, items),
+            "signature": signature,
             "lineage": snapshot.lineage.capture(self.settings.root, model, message,
                                                 dict(lineage or {})),
             "stored": tally.to_dict(),
@@ -173,6 +203,14 @@ class Project:
         number = self.registry.add_version(name, row, dataset_rows, tally.digests,
                                            actor=row["author"])
         version = self._version(name, number)
+        if problem is not None:
+            servability = self.checks.refuse(version, *problem)
+            warnings.warn(f"{version.ref} is not servable: {problem[0]}. {problem[1]}",
+                          NotServableWarning, stacklevel=3)
+            version = _with(version, servability=servability)
+        elif "schema" in signature:
+            self.checks.start(version, trust=True)  # the committer's own model
+            version = self.checks.current(version)
         duration = time.perf_counter() - started
         logger.info("committed %s in %.3fs", version.ref, duration)
         return _with(version, stored=Stored(**tally.to_dict()), duration=duration)
@@ -225,7 +263,16 @@ class Project:
         rows = self.registry.versions(name, [number])
         if not rows:
             raise VersionNotFoundError(f"{name}@{number}", name, None)
-        return _version_from_row(rows[0])
+        version = _version_from_row(rows[0])
+        return self.checks.current(version) if "checks" in self.__dict__ else version
+
+    def check(self, ref: str | Ref) -> Version:
+        """Check now, in a fresh process, that ``ref`` loads from the store alone and
+        reproduces the outputs recorded at commit; the verdict is recorded and returned in
+        ``Version.servability``."""
+        version = self.show(ref)
+        servability = self.checks.run(version, where="check", again=True)
+        return _with(version, servability=servability)
 
     def versions(self, name: str) -> list[Version]:
         """Every version of ``name``, newest first."""
@@ -253,13 +300,15 @@ class Project:
     def load(self, ref: str | Ref, *, trust: bool = False) -> Any:
         """The model object of ``ref``; pickled models need ``trust=True``."""
         from nbmci.snapshot.serializers import load_model
+        from nbmci.snapshot.servable import load_version_model
 
         if not isinstance(trust, bool):
             raise InvalidInputError(f"trust must be True or False, not {trust!r}.")
         version = self.show(ref)
-        data = self.store.get(version.model.digest)
-        model = load_model(version.model.format, data, version.model.trusted_types, trust=trust,
-                           ref=version.ref)
+        code = (version.signature.get("code") or {}).get("digest")
+        model = load_version_model(self.store, version.model.format, version.model.digest,
+                                   version.model.trusted_types, code, trust=trust,
+                                   ref=version.ref, loader=load_model)
         if not version.model.trusted:
             from nbmci.snapshot.lineage import actor
 
@@ -328,6 +377,7 @@ class Project:
                      f"`nbmci publish {version.ref} --force` (the override is recorded).")
         forced = status != "passed"
         self._check_model_whole(version, "publish")
+        self._check_servable(version)
         previous = self.registry.set_alias(version.name, PRODUCTION, version.version, actor(),
                                            {"forced": forced, "ci": status})
         return Publication(version.name, PRODUCTION, previous, version.version, forced)
@@ -356,6 +406,15 @@ class Project:
         self._check_model_whole(self.show(Ref(name, target[1])), "roll back to")
         self.registry.roll_back_alias(name, PRODUCTION, actor(), expect=target)
         return Publication(name, PRODUCTION, target[0], target[1], False, rolled_back=True)
+
+    def _check_servable(self, version: Version) -> None:
+        """Refuse to publish a version no server could load (``force`` never skips this)."""
+        servability = self.checks.ensure(version)
+        if servability.status == "not servable":
+            raise NotServableError(version.ref, f"{servability.reason}; production was not "
+                                   "moved.", hint=servability.hint or
+                                   f"See `nbmci show {version.ref}`, fix the model and commit "
+                                   "again.")
 
     def _check_model_whole(self, version: Version, action: str) -> None:
         """Refuse to point production at a version whose model object is missing or corrupt
@@ -418,7 +477,16 @@ def _version_from_row(row: Mapping[str, Any]) -> Version:
         aliases=list(row["aliases"]),
         stored=Stored(**row["stored"]),
         ci=_ci_from_row(row.get("ci")),
+        servability=from_row((row.get("checks") or {}).get(KIND)) or UNKNOWN,
     )
+
+
+def _defined_in_notebook(names: list[str]) -> tuple[str, str]:
+    listed = ", ".join(f"`{n}`" for n in names[:5])
+    return (f"it needs {listed}, defined in the notebook itself (__main__), which no other "
+            "process can import",
+            f"Move {listed} into a module beside the notebook (say features.py), import it "
+            "from there, refit the model and commit it again.")
 
 
 def _vouched_by(lineage: Any) -> str | None:
@@ -470,7 +538,9 @@ def commit(model: Any, data: Any = None, name: str | None = None, message: str =
         params: hyperparameters to record; defaults to ``model.get_params()``.
         metrics: numbers to record with the version.
         **options: ``trust=True`` vouches for a model stored as a pickle, so ``nbmci serve``
-            loads it without ``--trust-pickle``; ``format`` forces a serializer.
+            loads it without ``--trust-pickle``; ``format`` forces a serializer;
+            ``example`` gives a few input rows when ``data`` does not hold the training
+            input.
 
     Returns:
         The new ``Version``; ``version.ref`` is e.g. ``"clf@2"``.
@@ -537,6 +607,14 @@ def publish(ref: str, *, force: bool = False) -> Publication:
     Example: ``nbmci.publish("clf@4")``
     """
     return project().publish(ref, force=force)
+
+
+def check(ref: str) -> Version:
+    """Check now, in a fresh process, that ``ref`` can be served; see ``Version.servability``.
+
+    Example: ``nbmci.check("clf@3").servability.summary``
+    """
+    return project().check(ref)
 
 
 def rollback(name: str) -> Publication:

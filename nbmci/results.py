@@ -82,6 +82,39 @@ class CIStatus:
 
 
 @dataclass(frozen=True)
+class Servability:
+    """Whether a version can be served: it loads from the store alone, in a fresh process, and
+    reproduces the outputs recorded on its example rows (see ``nbmci.snapshot.servable``).
+
+    ``status``: ``servable``, ``not servable``, ``checking`` (the check started at commit is
+    still running) or ``unknown`` (committed before checks existed, or never checked)."""
+
+    status: str
+    reason: str | None = None
+    hint: str | None = None
+    where: str | None = None  # commit | ci | publish | check
+    checked_at: dt.datetime | None = None
+    seconds: float | None = None
+
+    @property
+    def servable(self) -> bool:
+        return self.status == "servable"
+
+    @property
+    def summary(self) -> str:
+        """One line: ``servable``, or ``not servable: why``."""
+        return f"{self.status}: {self.reason}" if self.reason else self.status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "hint": self.hint,
+                "where": self.where, "seconds": self.seconds,
+                "checked_at": self.checked_at.isoformat() if self.checked_at else None}
+
+
+UNKNOWN = Servability("unknown")
+
+
+@dataclass(frozen=True)
 class Version:
     """One committed version of a model. ``ref`` is ``name@number``."""
 
@@ -100,10 +133,19 @@ class Version:
     stored: Stored = field(default_factory=Stored)
     duration: float | None = None  # seconds the commit took, for fresh commits
     ci: CIStatus | None = None  # the newest CI run, if CI has run
+    servability: Servability = UNKNOWN
 
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def schema(self) -> Any:
+        """The input schema recorded at commit (an ``InputSchema``), or None before schemas."""
+        from nbmci.snapshot.schema import InputSchema
+
+        recorded = self.signature.get("schema")
+        return InputSchema.from_dict(recorded) if isinstance(recorded, dict) else None
 
     def __repr__(self) -> str:
         return f"<Version {self.ref} {self.model.class_name} {short_digest(self.model.digest)}>"
@@ -123,6 +165,7 @@ class Version:
             "metrics": self.metrics,
             "stored": self.stored.to_dict(),
             "ci": self.ci.to_dict() if self.ci else None,
+            "servability": self.servability.to_dict(),
         }
         if full:
             out["signature"] = self.signature

@@ -106,7 +106,7 @@ def bundle(files: dict[str, Path]) -> bytes | None:
     if not files:
         return None
     sources: dict[str, str] = {}
-    for name, path in files.items():
+    for path in files.values():
         members = sorted(path.rglob("*.py")) if path.is_dir() else [path]
         base = path.parent
         for member in members:

@@ -438,7 +438,7 @@ class _Datetime(LogicalType):
 
     def tz(self, column: Column) -> str | None:
         inside = column.dtype.partition("[")[2].rstrip("]")
-        unit, _, zone = inside.partition(",")
+        _, _, zone = inside.partition(",")
         return zone.strip() or None
 
     def from_json(self, column: Column, values: list[Any], where: Where) -> np.ndarray:
