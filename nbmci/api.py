@@ -36,6 +36,7 @@ from nbmci.refs import Ref
 from nbmci.registry import Registry
 from nbmci.registry.queries import AliasMovedError, as_utc
 from nbmci.results import (
+    UNKNOWN,
     Checkout,
     CIStatus,
     DataInfo,
@@ -48,7 +49,6 @@ from nbmci.results import (
     Stored,
     Version,
 )
-from nbmci.results import UNKNOWN
 from nbmci.servability import KIND, from_row
 from nbmci.store import ObjectStore, open_store
 

@@ -92,7 +92,7 @@ class Checks:
         key = hash_bytes(canonical_json({k: v for k, v in request.items()
                                          if k not in ("ref", "store")}))
         remembered = self._memo.get(key)
-        if remembered is not None and not again:  # the same model and rows passed (or failed) already
+        if remembered is not None and not again:  # same model and rows: checked already
             passed, detail = remembered[0], {**remembered[1], "where": where}
         else:
             verdict = check_in_fresh_process(request)

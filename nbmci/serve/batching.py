@@ -29,6 +29,7 @@ import numpy as np
 
 from nbmci.errors import FailedError, UnavailableError
 from nbmci.serve.host import LiveModel
+from nbmci.snapshot.schema import ColumnBatch
 
 logger = logging.getLogger(__name__)
 MAX_STUCK = 2  # overrunning predict calls of one model before it refuses new requests
@@ -61,11 +62,15 @@ class PredictFailedError(FailedError):
                               "(GET /v2/models/NAME).")
 
 
+Rows = np.ndarray | ColumnBatch
+
+
 @dataclass(eq=False)
 class _Job:
     live: LiveModel
-    rows: np.ndarray
+    rows: Rows
     future: asyncio.Future[np.ndarray]
+    method: str = "predict"
 
 
 BatchObserver = Callable[[str, int], None]
@@ -85,8 +90,9 @@ class MicroBatcher:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self.in_flight: Sized | None = None  # the server's requests in flight, if it says
 
-    async def predict(self, live: LiveModel, rows: np.ndarray) -> np.ndarray:
-        """Predictions for ``rows`` from ``live``, batched with concurrent requests."""
+    async def predict(self, live: LiveModel, rows: Rows, method: str = "predict") -> np.ndarray:
+        """``method``'s answers for ``rows`` from ``live``, batched with concurrent requests
+        for the same model and method."""
         name = live.name
         queue = self._queues.get(name)
         if queue is None:
@@ -99,7 +105,7 @@ class MicroBatcher:
         if live.inline and len(rows) <= INLINE_ROWS and not self._queued[name] \
                 and self.in_flight is not None and len(self.in_flight) <= 1:
             try:
-                return self._predict_inline(live, rows)
+                return self._predict_inline(live, rows, method)
             except Exception as exc:
                 raise _failed(live, exc) from exc
         if self._queued[name] + len(rows) > self.max_queue and self._queued[name]:
@@ -107,7 +113,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._queued[name] += len(rows)
-        queue.put_nowait(_Job(live, rows, future))
+        queue.put_nowait(_Job(live, rows, future, method))
         expiry = loop.call_later(self.timeout, _expire, future, live, self.timeout)
         try:
             return await future
@@ -157,13 +163,13 @@ class MicroBatcher:
                 await self._run(group)
 
     async def _run(self, jobs: list[_Job]) -> None:
-        live = jobs[0].live
-        matrix = jobs[0].rows if len(jobs) == 1 else np.concatenate([j.rows for j in jobs])
+        live, method = jobs[0].live, jobs[0].method
+        matrix = _stack([j.rows for j in jobs])
         try:
             if live.inline and len(matrix) <= INLINE_ROWS:
-                predicted = self._predict_inline(live, matrix)
+                predicted = self._predict_inline(live, matrix, method)
             else:
-                predicted = await self._in_thread(live, matrix)
+                predicted = await self._in_thread(live, matrix, method)
                 if predicted is None:  # overran the timeout; its requests got 504
                     return
         except Exception as exc:
@@ -178,16 +184,16 @@ class MicroBatcher:
             _settle(job, predicted[start:start + len(job.rows)])
             start += len(job.rows)
 
-    def _predict_inline(self, live: LiveModel, matrix: np.ndarray) -> np.ndarray:
+    def _predict_inline(self, live: LiveModel, matrix: Rows, method: str) -> np.ndarray:
         if self._observe is not None:
             self._observe(live.name, len(matrix))
-        return _checked(live.predict(matrix), len(matrix))
+        return _checked(live.predict(matrix, method), len(matrix))
 
-    async def _in_thread(self, live: LiveModel, matrix: np.ndarray) -> np.ndarray | None:
-        """``live.predict(matrix)`` on a thread; ``None`` if it overran the timeout."""
+    async def _in_thread(self, live: LiveModel, matrix: Rows, method: str) -> np.ndarray | None:
+        """``live.predict(matrix, method)`` on a thread; ``None`` if it overran the timeout."""
         if self._observe is not None:
             self._observe(live.name, len(matrix))
-        call = asyncio.get_running_loop().run_in_executor(None, live.predict, matrix)
+        call = asyncio.get_running_loop().run_in_executor(None, live.predict, matrix, method)
         done, _ = await asyncio.wait((call,), timeout=self.timeout)
         if done:
             return _checked(call.result(), len(matrix))
@@ -231,10 +237,19 @@ def _settle(job: _Job, result: np.ndarray | None = None, exc: BaseException | No
         job.future.set_result(result)  # type: ignore[arg-type]
 
 
+def _stack(rows: list[Rows]) -> Rows:
+    if len(rows) == 1:
+        return rows[0]
+    if isinstance(rows[0], ColumnBatch):
+        return ColumnBatch.concat(rows)  # type: ignore[arg-type]
+    return np.concatenate(rows)  # type: ignore[arg-type]
+
+
 def _split_by_model(jobs: list[_Job]) -> list[list[_Job]]:
+    """Runs of jobs for the same model and method, in order: each is one call."""
     groups: list[list[_Job]] = []
     for job in jobs:
-        if groups and groups[-1][0].live is job.live:
+        if groups and groups[-1][0].live is job.live and groups[-1][0].method == job.method:
             groups[-1].append(job)
         else:
             groups.append([job])

@@ -155,26 +155,29 @@ class InferenceRoutes:
                                MLFLOW_TYPES if protocol == "mlflow" else JSON_TYPES)
             live = state.host.get(*_which(state, scope, name, version))
             raw = await _read_body(receive)
+            headers = [(b"x-model-version", live.version_header)]
             if protocol == "v2":
                 raw, binary = v2.split_binary(
                     raw, _header(scope, b"inference-header-content-length"))
                 payload = load_json(raw)
-                matrix = v2.decode(live, payload, binary)
-                binary_out = v2.wants_binary(live, payload)
-            elif media == "text/csv":
-                matrix = mlflow.decode_csv(live, raw)
+                rows = v2.decode(live, payload, binary)
+                asked = v2.requested(live, payload)
+                answers = [(output, method, wants, await state.batcher.predict(live, rows,
+                                                                               method))
+                           for output, method, wants in asked]
+                result, tail = v2.encode(live, answers, payload.get("id"))
+                head = dump(result)
+                if not any(wants for _, _, wants in asked):
+                    return 200, head, headers
+                return 200, head + tail, [_OCTETS, (b"inference-header-content-length",
+                                                    str(len(head)).encode()), *headers]
+            if media == "text/csv":
+                rows, method = mlflow.decode_csv(live, raw), live.default_method
             else:
-                matrix = mlflow.decode_json(live, load_json(raw))
-            predicted = await state.batcher.predict(live, matrix)
-            headers = [(b"x-model-version", live.version_header)]
-            if protocol == "mlflow":
-                return 200, dump(mlflow.encode(predicted)), headers
-            result, tail = v2.encode(live, predicted, payload.get("id"), binary_out)
-            head = dump(result)
-            if not binary_out:
-                return 200, head, headers
-            return 200, head + tail, [_OCTETS, (b"inference-header-content-length",
-                                                str(len(head)).encode()), *headers]
+                payload = load_json(raw)
+                rows, method = mlflow.decode_json(live, payload), mlflow.method(live, payload)
+            predicted = await state.batcher.predict(live, rows, method)
+            return 200, dump(mlflow.encode(predicted)), headers
         except ClientGoneError:
             status = 499  # nginx's "client closed request", for the metrics only
             raise

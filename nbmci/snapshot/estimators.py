@@ -16,7 +16,7 @@ from typing import Any
 
 from nbmci.snapshot.schema import InputSchema
 
-METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+METHODS = ("predict", "predict_proba", "decision_function")
 
 
 def methods(model: Any) -> list[str]:
@@ -60,28 +60,61 @@ def _parts(model: Any, names: list[str]) -> list[tuple[Any, list[str]]]:
     return parts
 
 
-def _missing_ok(model: Any, names: list[str]) -> set[str]:
-    """Input columns whose missing values ``model`` copes with."""
+_FILLS = ("SimpleImputer", "IterativeImputer", "KNNImputer", "OneHotEncoder",
+          "OrdinalEncoder", "TargetEncoder")  # take missing values and put none out
+
+
+def _handling(model: Any) -> str:
+    """What a single estimator does with missing values: ``fills`` them (imputers, encoders,
+    estimators such as gradient boosting that take them), ``passes`` them on (scalers and
+    other transformers that keep NaN where it was) or ``refuses`` them."""
+    try:
+        allowed = bool(model.__sklearn_tags__().input_tags.allow_nan)
+    except Exception:
+        return "refuses"
+    if not allowed:
+        return "refuses"
+    if _is(model, *_FILLS) or callable(getattr(model, "predict", None)):
+        return "fills"
+    return "passes"
+
+
+def _after_ok(steps: list[Any], then_ok: bool) -> bool:
+    """Whether missing values reaching ``steps`` (then whatever takes ``then_ok``) are taken."""
+    for step in steps:
+        if hasattr(step, "steps") or hasattr(step, "transformers_") or \
+                hasattr(step, "transformer_list"):
+            return False  # a nested composite in the middle: be strict
+        handling = _handling(step)
+        if handling != "passes":
+            return handling == "fills"
+    return then_ok
+
+
+def _missing_ok(model: Any, names: list[str], then_ok: bool = True) -> set[str]:
+    """Input columns whose missing values ``model`` copes with, given whether what follows
+    it (``then_ok``) copes with missing values it passes on."""
     if hasattr(model, "steps"):
         steps = _steps(model)
-        return _missing_ok(steps[0], names) if steps else set()
+        if not steps:
+            return set(names) if then_ok else set()
+        return _missing_ok(steps[0], names, _after_ok(steps[1:], then_ok))
     if hasattr(model, "transformers_"):
         ok: set[str] = set()
         for transformer, taken in _parts(model, names):
             if transformer == "drop":
                 ok.update(taken)  # never read
-            elif transformer != "passthrough":
-                ok.update(_missing_ok(transformer, taken))
+            elif transformer == "passthrough":
+                ok.update(taken if then_ok else ())
+            else:
+                ok.update(_missing_ok(transformer, taken, then_ok))
         return ok
     if hasattr(model, "transformer_list"):  # FeatureUnion: every branch must cope
-        branches = [_missing_ok(t, names) for _, t in model.transformer_list
+        branches = [_missing_ok(t, names, then_ok) for _, t in model.transformer_list
                     if t not in (None, "drop")]
         return set.intersection(*branches) if branches else set(names)
-    try:
-        allowed = bool(model.__sklearn_tags__().input_tags.allow_nan)
-    except Exception:
-        allowed = False
-    return set(names) if allowed else set()
+    handling = _handling(model)
+    return set(names) if handling == "fills" or (handling == "passes" and then_ok) else set()
 
 
 def _known(model: Any, names: list[str]) -> tuple[dict[str, frozenset[Any]], set[str]]:

@@ -131,24 +131,17 @@ class InputSchema:
             raise InputMismatchError(f"'{field}' is an empty batch: send at least one row.",
                                      field=field)
         where = Where(field)
-        arrays = []
-        for column, column_values in zip(self.columns, values, strict=True):
-            logical = column.logical
-            listed = list(column_values)
-            decoded = logical.from_text(column, listed, where) if text else \
-                logical.from_json(column, listed, where)
-            if column.known is not None and column.type != "category":
-                _check_known(column, decoded, listed, where)
-            arrays.append(decoded)
-        return ColumnBatch(tuple(arrays))
+        how = "text" if text else "json"
+        return ColumnBatch(tuple(decode_column(c, list(v), where, how)
+                                 for c, v in zip(self.columns, values, strict=True)))
 
     def decode_rows(self, rows: Sequence[Any], field: str, names: Sequence[Any] | None = None,
                     *, text: bool = False) -> ColumnBatch:
         """A batch from rows of values, in ``names`` order (default: the schema's)."""
         width = len(names) if names is not None else len(self.columns)
         order = self.check_names(names, f"{field} columns") if names is not None else None
-        if self.one_d and names is None:
-            rows = [[v] if not isinstance(v, list) else v for v in rows]
+        if self.one_d:  # one value a row may come bare: ["a text", "another"]
+            rows = [[v] if not isinstance(v, list | tuple) else v for v in rows]
         for index, row in enumerate(rows):
             if not isinstance(row, list | tuple) or len(row) != width:
                 size = len(row) if isinstance(row, list | tuple) else "not a list of"
@@ -211,7 +204,22 @@ class InputSchema:
                 "rows": [list(row) for row in zip(*encoded, strict=True)]}
 
 
-def _check_known(column: Column, decoded: np.ndarray, values: list[Any], where: Where) -> None:
+def decode_column(column: Column, values: Any, where: Where, how: str) -> np.ndarray:
+    """One column's storage array from JSON values, CSV texts (``how="text"``) or a v2
+    tensor's values (``how="tensor"``), checked against what the column takes."""
+    logical = column.logical
+    if how == "json":
+        decoded = logical.from_json(column, values, where)
+    elif how == "text":
+        decoded = logical.from_text(column, values, where)
+    else:
+        decoded = logical.from_tensor(column, values, where)
+    if column.known is not None and column.type != "category":
+        _check_known(column, decoded, values, where)
+    return decoded
+
+
+def _check_known(column: Column, decoded: np.ndarray, values: Any, where: Where) -> None:
     """Refuse values outside ``column.known`` (an encoder's categories), missing ones aside."""
     from nbmci.snapshot.logical import _is_missing, known_hint
 
@@ -219,9 +227,14 @@ def _check_known(column: Column, decoded: np.ndarray, values: list[Any], where: 
     assert known is not None
     for row, value in enumerate(decoded.tolist()):
         if not _is_missing(value) and value not in known:
-            raise where.refuse(column, row, values[row],
+            raise where.refuse(column, row, _item(values, row),
                                f"is a value the model's encoder never saw for '{column.name}'",
                                hint=known_hint(known))
+
+
+def _item(values: Any, row: int) -> Any:
+    value = values[row]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _listed(names: list[str]) -> str:
@@ -304,5 +317,5 @@ def rows_of(value: Any, count: int) -> Any:
     return value[:count]
 
 
-__all__ = ["KINDS", "TYPES", "ColumnBatch", "InputSchema", "infer_schema", "legacy_schema",
-           "rows_of"]
+__all__ = ["KINDS", "TYPES", "ColumnBatch", "InputSchema", "decode_column", "infer_schema",
+           "legacy_schema", "rows_of"]

@@ -19,7 +19,6 @@ import contextlib
 import importlib
 import json
 import logging
-import math
 import os
 import signal
 import subprocess
@@ -79,8 +78,10 @@ def encode_output(values: Any) -> dict[str, Any]:
 
     array = np.asarray(values)
     kind = _kind(array)
-    if kind == "float":
-        listed: Any = np.where(np.isnan(array), None, array.astype(object)).tolist()
+    if kind == "float":  # JSON has no NaN or infinity (log-probabilities of 0 are -inf)
+        boxed = array.astype(object)
+        boxed[np.isinf(array)] = np.where(array[np.isinf(array)] > 0, "inf", "-inf")
+        listed: Any = np.where(np.isnan(array), None, boxed).tolist()
     else:
         listed = to_jsonable(array.tolist())
     return {"type": kind, "shape": list(array.shape[1:]), "values": listed}
@@ -100,7 +101,8 @@ def mismatch(recorded: Mapping[str, Any], values: Any) -> str | None:
         except (TypeError, ValueError):
             return "it gave non-numbers where numbers were recorded"
         if not np.allclose(got, wanted, rtol=RTOL, atol=ATOL, equal_nan=True):
-            worst = float(np.nanmax(np.abs(got - wanted))) if got.size else math.nan
+            finite = np.isfinite(got) & np.isfinite(wanted)
+            worst = float(np.max(np.abs(got[finite] - wanted[finite]), initial=0.0))
             return f"its numbers differ from the recorded ones (by up to {worst:.3g})"
         return None
     if encode_output(array)["values"] != expected:

@@ -144,6 +144,20 @@ def serving(make_serving: Callable[..., Any]) -> tuple[Project, Running]:
     return make_serving()  # type: ignore[no-any-return]
 
 
+def numeric_live(model: Any, features: tuple[str, ...], *, version: int = 1,
+                 missing_ok: bool = False, **options: Any) -> Any:
+    """A ``LiveModel`` of a numeric model taking ``features``, for tests below the server."""
+    from dataclasses import replace
+
+    from nbmci.serve.host import LiveModel
+    from nbmci.snapshot.schema import legacy_schema
+
+    schema = legacy_schema({"inputs": [{"name": n} for n in features]})
+    schema = schema.with_columns([replace(c, takes_missing=missing_ok) for c in schema.columns])
+    return LiveModel(name="m", version=version, model=model, schema=schema, output="predict",
+                     class_name=type(model).__name__, **options)
+
+
 ROW = [5.1, 3.5, 1.4, 0.2]
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 

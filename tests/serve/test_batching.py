@@ -12,6 +12,7 @@ import pytest
 
 from nbmci.serve.batching import MicroBatcher, OverloadedError, PredictFailedError
 from nbmci.serve.host import LiveModel
+from tests.serve.conftest import numeric_live
 
 
 class Summer:
@@ -29,9 +30,7 @@ class Summer:
 
 
 def _live(model: Summer, version: int = 1) -> LiveModel:
-    return LiveModel(name="m", version=version, model=model, features=("a", "b"),
-                     dtypes=("float64", "float64"), output="predict", allow_nan=False,
-                     class_name="Summer", frame_columns=None, inline=True)
+    return numeric_live(model, ("a", "b"), version=version, inline=True)
 
 
 def _rows(*values: float) -> np.ndarray:

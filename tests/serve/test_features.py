@@ -7,19 +7,18 @@ import pytest
 
 from nbmci.serve.host import LiveModel
 from nbmci.serve.protocols.features import InputMismatchError, check_matrix
+from tests.serve.conftest import numeric_live
 
 
 def _live(allow_nan: bool) -> LiveModel:
-    return LiveModel(name="m", version=1, model=None, features=("a", "b"),
-                     dtypes=("float64", "float64"), output="predict", allow_nan=allow_nan,
-                     class_name="HistGradientBoostingClassifier", frame_columns=None)
+    return numeric_live(None, ("a", "b"), missing_ok=allow_nan)  # type: ignore[no-any-return]
 
 
 def test_a_model_that_takes_nan_gets_nan_but_never_infinity() -> None:
     live = _live(allow_nan=True)
     with_nan = np.array([[np.nan, 1.0], [2.0, np.nan]])
     assert check_matrix(live, with_nan, "x") is with_nan
-    with pytest.raises(InputMismatchError, match=r"row 1, feature 'b' is infinite"):
+    with pytest.raises(InputMismatchError, match=r"row 1, column 'b' is infinite"):
         check_matrix(live, np.array([[np.nan, 1.0], [2.0, -np.inf]]), "x")  # after a NaN
 
 
@@ -27,7 +26,7 @@ def test_a_model_that_takes_nan_gets_nan_but_never_infinity() -> None:
 def test_a_model_that_cannot_take_nan_refuses_the_first_bad_value(bad: float,
                                                                   words: str) -> None:
     matrix = np.array([[1.0, 2.0], [3.0, bad]])
-    with pytest.raises(InputMismatchError, match=rf"row 1, feature 'b' is {words}"):
+    with pytest.raises(InputMismatchError, match=rf"row 1, column 'b' is {words}"):
         check_matrix(_live(allow_nan=False), matrix, "x")
 
 
@@ -37,5 +36,5 @@ def test_huge_finite_values_pass() -> None:
 
 
 def test_opposite_infinities_are_refused() -> None:
-    with pytest.raises(InputMismatchError, match=r"row 0, feature 'a' is infinite"):
+    with pytest.raises(InputMismatchError, match=r"row 0, column 'a' is infinite"):
         check_matrix(_live(allow_nan=False), np.array([[np.inf, -np.inf]]), "x")

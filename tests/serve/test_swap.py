@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from nbmci.errors import NotServableError
 from tests.serve.conftest import (
     TOKEN,
     assert_clean_switch,
@@ -62,8 +63,10 @@ def test_rollback_takes_effect_within_the_poll_interval(setup: Any) -> None:
 def test_sv02_failed_smoke_test_keeps_the_old_model(setup: Any) -> None:
     project, running, host, (X, y) = setup
     number = commit(project, broken(X, y), X, y)
-    with load_loop(running.url) as seen:
+    with pytest.raises(NotServableError, match="not servable"):  # publish checks first
         project.publish(f"iris@{number}", force=True)
+    with load_loop(running.url) as seen:
+        project.set_alias(f"iris@{number}", "production")  # moved by other means
         wait_for(lambda: number in host.state("iris").failed)
         count = len(seen)
         wait_for(lambda: len(seen) > count + 20)

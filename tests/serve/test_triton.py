@@ -142,7 +142,7 @@ def test_an_output_the_model_lacks_is_refused(setup: Any) -> None:
     client, rows, _ = setup
     whole = tritonhttp.InferInput("input__0", list(rows.shape), "FP64")
     whole.set_data_from_numpy(rows)
-    with pytest.raises(InferenceServerException, match="has one output"):
+    with pytest.raises(InferenceServerException, match="has 3 outputs"):
         client.infer("iris", [whole], outputs=[tritonhttp.InferRequestedOutput("probs")])
 
 
@@ -154,13 +154,12 @@ def test_the_server_names_the_binary_extension(setup: Any) -> None:
 def test_string_labels_as_binary_bytes_tensor() -> None:
     from tritonclient.utils import deserialize_bytes_tensor
 
-    from nbmci.serve.host import LiveModel
     from nbmci.serve.protocols import v2
+    from tests.serve.conftest import numeric_live
 
-    live = LiveModel(name="m", version=3, model=None, features=("a",), dtypes=("float64",),
-                     output="predict", allow_nan=False, class_name="X", frame_columns=None)
+    live = numeric_live(None, ("a",), version=3)
     labels = np.array(["setosa", "", "vírginica"], dtype=object)
-    result, tail = v2.encode(live, labels, "r1", binary=True)
+    result, tail = v2.encode(live, [(None, "predict", True, labels)], "r1")
     [output] = result["outputs"]
     assert output == {"name": "predict", "datatype": "BYTES", "shape": [3],
                       "parameters": {"binary_data_size": len(tail)}}

@@ -1,8 +1,11 @@
-"""Turning decoded request values into a checked float matrix in the model's feature order.
+"""Turning a request's decoded values into checked rows for the model, whatever the protocol.
 
-Every check raises ``InvalidRequestError`` (400: the body is not what the route takes) or
-``InputMismatchError`` (422: well-formed, but not what this model takes) before the model is
-called, naming the field and, where it helps, the row and column.
+For an all-numeric schema the rows are a float matrix in the model's column order (the fast
+path: one ``np.asarray`` and a finiteness check); otherwise each column is decoded by its
+logical type (``nbmci.snapshot.logical``) into a ``ColumnBatch``. Every check raises
+``InvalidRequestError`` (400: the body is not what the route takes) or ``InputMismatchError``
+(422: well-formed, but not what this model takes) before the model is called, naming the
+field and, where it helps, the row, the column and the value.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from nbmci.errors import InvalidInputError
+from nbmci.errors import InputMismatchError, InvalidInputError
 from nbmci.serve.host import LiveModel
+from nbmci.snapshot.logical import show
+from nbmci.snapshot.schema import ColumnBatch
 
+__all__ = ["InputMismatchError", "InvalidRequestError", "Rows", "check_matrix",
+           "from_column_map", "from_records", "from_rows", "numeric_array"]
 _NUMERIC_KINDS = "biuf"
+Rows = np.ndarray | ColumnBatch
 
 
 class InvalidRequestError(InvalidInputError):
@@ -23,14 +31,6 @@ class InvalidRequestError(InvalidInputError):
 
     def __init__(self, message: str, *, field: str | None = None, hint: str | None = None):
         super().__init__(message, hint=hint)
-        self.field = field
-
-
-class InputMismatchError(InvalidInputError):
-    """The request is well-formed but does not fit the model's signature (HTTP 422)."""
-
-    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None):
-        super().__init__(message, hint=hint or "See the model's inputs at GET /v2/models/NAME.")
         self.field = field
 
 
@@ -50,18 +50,14 @@ def numeric_array(values: Any, field: str) -> np.ndarray:
                 continue
             if isinstance(item, bool) or not isinstance(item, int | float):
                 raise InputMismatchError(
-                    f"'{field}' has a non-numeric value {_show(item)} at flat position {index}.",
-                    field=field)
+                    f"'{field}' has a non-numeric value {show(item)} at flat position "
+                    f"{index}; every input of this model is a number.", field=field,
+                    value=item)
         return np.asarray([np.nan if v is None else v for v in flat],
                           dtype=np.float64).reshape(array.shape)
     first = array.ravel()[0] if array.size else None
-    raise InputMismatchError(f"'{field}' has non-numeric values, e.g. {_show(first)}; "
-                             "every feature is a number.", field=field)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    raise InputMismatchError(f"'{field}' has non-numeric values, e.g. {show(first)}; "
+                             "every input of this model is a number.", field=field)
 
 
 def check_matrix(live: LiveModel, matrix: np.ndarray, field: str) -> np.ndarray:
@@ -83,56 +79,59 @@ def check_matrix(live: LiveModel, matrix: np.ndarray, field: str) -> np.ndarray:
     finite = np.isfinite(matrix)
     if np.count_nonzero(finite) == finite.size:  # half the cost of ``finite.all()``
         return matrix
-    refused = np.isinf(matrix) if live.allow_nan else ~finite
+    refused = np.isinf(matrix) | (np.isnan(matrix) & ~live.missing_ok)
     if refused.any():
         row, col = (int(i) for i in np.argwhere(refused)[0])
         what = "infinite" if np.isinf(matrix[row, col]) else "missing (NaN/null)"
+        name = live.features[col]
         raise InputMismatchError(
-            f"'{field}' row {row}, feature '{live.features[col]}' is {what}; "
-            f"{live.ref} cannot take {what} values.", field=field)
+            f"'{field}' row {row}, column '{name}' is {what}; {live.ref} cannot take "
+            f"{what} values there.", field=field, column=name, row=row)
     return matrix
 
 
-def from_columns(live: LiveModel, columns: Sequence[Any], field: str) -> list[int] | None:
-    """Where each of the model's features sits among ``columns`` (``None``: in order already);
-    names must match exactly."""
-    if tuple(columns) == live.features:  # the usual case: clients send the signature's order
-        return None
-    names = [str(c) for c in columns]
-    missing = [f for f in live.features if f not in names]
-    extra = [c for c in names if c not in live.features]
-    if missing or extra or len(names) != len(set(names)):
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:10])}")
-        if extra:
-            parts.append(f"unknown {', '.join(extra[:10])}")
-        if len(names) != len(set(names)):
-            parts.append("duplicate names")
-        raise InputMismatchError(f"'{field}' columns do not match {live.ref}'s features: "
-                                 f"{'; '.join(parts)}.", field=field)
-    return [names.index(f) for f in live.features]
+def _order(live: LiveModel, columns: Sequence[Any], field: str) -> list[int] | None:
+    return live.schema.check_names(columns, field)
 
 
-def from_records(live: LiveModel, records: Sequence[Any], field: str) -> np.ndarray:
-    """Rows from ``[{feature: value}, ...]``, in the model's feature order."""
+def from_rows(live: LiveModel, rows: Any, field: str,
+              names: Sequence[Any] | None = None) -> Rows:
+    """Rows of values (lists), in ``names`` order or the model's."""
+    if not isinstance(rows, list):
+        raise InvalidRequestError(f"'{field}' must be a list of rows.", field=field)
+    if not live.numeric:
+        return live.schema.decode_rows(rows, field, names)
+    matrix = numeric_array(rows, field)
+    order = _order(live, names, f"{field} columns") if names is not None else None
+    if order is not None and matrix.ndim == 2 and matrix.shape[1] == len(order):
+        matrix = matrix[:, order]
+    return check_matrix(live, matrix, field)
+
+
+def from_records(live: LiveModel, records: Sequence[Any], field: str) -> Rows:
+    """Rows from ``[{column: value}, ...]``."""
+    if not live.numeric:
+        return live.schema.decode_records(records, field)
     rows = []
     wanted = set(live.features)
     for index, record in enumerate(records):
         if not isinstance(record, Mapping):
-            raise InputMismatchError(f"'{field}[{index}]' is not an object of feature values.",
-                                     field=field)
+            raise InputMismatchError(f"'{field}[{index}]' is not an object of column values.",
+                                     field=field, row=index)
         if record.keys() != wanted:
-            from_columns(live, list(record), f"{field}[{index}]")
+            _order(live, list(record), f"{field}[{index}]")
         rows.append([record[f] for f in live.features])
-    return numeric_array(rows, field)
+    return check_matrix(live, numeric_array(rows, field), field)
 
 
-def from_column_map(live: LiveModel, mapping: Mapping[str, Any], field: str) -> np.ndarray:
-    """Rows from ``{feature: [values...]}``, in the model's feature order."""
-    from_columns(live, list(mapping), field)
+def from_column_map(live: LiveModel, mapping: Mapping[str, Any], field: str) -> Rows:
+    """Rows from ``{column: [values...]}``."""
+    if not live.numeric:
+        return live.schema.decode_mapping(mapping, field)
+    _order(live, list(mapping), field)
     lengths = {len(v) if isinstance(v, list) else -1 for v in mapping.values()}
     if len(lengths) != 1 or -1 in lengths:
         raise InputMismatchError(f"'{field}' columns must be lists of the same length.",
                                  field=field)
-    return numeric_array([mapping[f] for f in live.features], field).T
+    return check_matrix(live, numeric_array([mapping[f] for f in live.features], field).T,
+                        field)
