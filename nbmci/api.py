@@ -146,10 +146,6 @@ class Project:
         params_json = _inputs.mapping("params", params) if params is not None else None
         metrics_json = _inputs.metrics(metrics)
         blob = snapshot.dump_model(model, format)
-        signature, problem = snapshot.infer_signature(model, items, example)
-        in_notebook = code.main_objects(model, blob.trusted_types)
-        if in_notebook:
-            problem = _defined_in_notebook(in_notebook)
         local = code.local_files(code.referenced_modules(model, blob.trusted_types))
         bundle = code.bundle(local)
         previous = self._previous_manifests(name, list(items))
@@ -170,6 +166,10 @@ class Project:
                     previous=previous.get(key), progress=advance, memo=self._datasets_seen)
             stored = writer.put([blob.data])
             tally.add(stored.digest, stored.size, stored.written)
+            signature, problem = snapshot.infer_signature(model, items, example)
+            in_notebook = code.main_objects(model, blob.trusted_types)
+            if in_notebook:
+                problem = _defined_in_notebook(in_notebook)
             if bundle is not None:  # modules beside the notebook the model needs
                 kept = writer.put([bundle])
                 tally.add(kept.digest, kept.size, kept.written)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -90,7 +91,9 @@ def _to_table(value: Any) -> tuple[str, pa.Table, dict[str, Any]]:
     else:
         raise UnsupportedDataError(f"Cannot snapshot a {type(value).__name__}.")
     try:
-        table = pa.Table.from_pandas(value, preserve_index=None)
+        with warnings.catch_warnings():  # pyarrow's own use of an API pandas 3.1 deprecates
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            table = pa.Table.from_pandas(value, preserve_index=None)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
         raise UnsupportedDataError(
             f"Cannot store this {kind}: {exc}",

@@ -53,11 +53,12 @@ def ci_project(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture
-def commit_versions(fitted: Any) -> Callable[..., list[str]]:
+def commit_versions(fitted: Any, iris: Any) -> Callable[..., list[str]]:
     """Commit one version per accuracy value; the test notebooks report it back."""
+    X, _ = iris
 
     def commit(project: Project, *accuracies: float, name: str = "clf") -> list[str]:
-        return [project.commit(fitted, None, name=name, metrics={"acc": a}).ref
-                for a in accuracies]
+        return [project.commit(fitted, None, name=name, metrics={"acc": a},
+                               example=X.head()).ref for a in accuracies]
 
     return commit

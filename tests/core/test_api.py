@@ -319,7 +319,8 @@ def test_import_nbmci_is_cheap() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_warnings_do_not_leak_from_trusted_commits(project: Project, fitted: Any) -> None:
+def test_warnings_do_not_leak_from_trusted_commits(project: Project, fitted: Any,
+                                                  iris: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        project.commit(fitted, None, name="clf")
+        project.commit(fitted, None, name="clf", example=iris[0].head())

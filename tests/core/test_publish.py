@@ -20,9 +20,9 @@ def _ci(project: Project, ref: str, status: str) -> None:
 
 
 @pytest.fixture
-def three(project: Project, fitted: Any) -> Project:
+def three(project: Project, fitted: Any, iris: Any) -> Project:
     for _ in range(3):
-        project.commit(fitted, None, name="clf")
+        project.commit(fitted, None, name="clf", example=iris[0].head())
     return project
 
 
@@ -82,8 +82,9 @@ def test_production_never_moves_to_a_missing_or_corrupt_model(project: Project, 
                                                               iris: Any) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    first = project.commit(fitted, None, name="clf")
-    project.commit(LogisticRegression(C=0.3, max_iter=500).fit(*iris), None, name="clf")
+    first = project.commit(fitted, None, name="clf", example=iris[0].head())
+    project.commit(LogisticRegression(C=0.3, max_iter=500).fit(*iris), None, name="clf",
+                   example=iris[0].head())
     project.publish("clf@1", force=True)
     project.publish("clf@2", force=True)
     _damage(project, "clf@1", b"garbage")

@@ -27,12 +27,14 @@ EVALUATE = notebook(
     "nbmci.record('accuracy', acc)")
 FIT = """\
 import nbmci
+import numpy as np
 from sklearn.linear_model import LogisticRegression
 X, y = [[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]
 def fit_and_commit(*accuracies):
     # each version a model of its own, as real versions are
     for acc in accuracies:
-        nbmci.commit(LogisticRegression(C=acc).fit(X, y), name="clf", metrics={"acc": acc})
+        nbmci.commit(LogisticRegression(C=acc).fit(X, y), name="clf", metrics={"acc": acc},
+                     example=np.array(X))
 """
 
 
