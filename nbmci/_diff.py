@@ -32,7 +32,13 @@ def _equal(a: Any, b: Any) -> bool:
 
 
 def _signature_view(signature: dict[str, Any]) -> dict[str, Any]:
-    view = {f"input {i['name']}": i["dtype"] for i in signature.get("inputs", [])}
+    from nbmci.snapshot.schema import InputSchema
+
+    recorded = signature.get("schema")
+    if isinstance(recorded, dict):  # logical types, missing values, categories
+        view = {f"input {k}": v for k, v in InputSchema.from_dict(recorded).describe().items()}
+    else:
+        view = {f"input {i['name']}": i["dtype"] for i in signature.get("inputs", [])}
     view.update({f"output {o['name']}": o["dtype"] for o in signature.get("outputs", [])})
     return view
 

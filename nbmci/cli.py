@@ -129,6 +129,18 @@ def log(name: str, as_json: bool, limit: int | None) -> None:
     _console().print(table)
 
 
+def _servable(v: Any) -> str:
+    servability = v.servability
+    if servability.status == "servable":
+        return f"yes (checked at {servability.where} in a fresh process)"
+    if servability.status == "not servable":
+        return f"NO: {servability.reason}" + (f" {servability.hint}" if servability.hint
+                                              else "")
+    if servability.status == "checking":
+        return "checking in a fresh process…"
+    return "unknown (committed before servability checks; `nbmci check REF` checks it)"
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -158,6 +170,7 @@ def show(ref: str, as_json: bool) -> None:
                   f"{'' if v.model.trusted else ', untrusted pickle'}"
                   f"{f', vouched for by {v.model.vouched_by}' if v.model.vouched else ''})"),
         ("digest", v.model.digest),
+        ("servable", _servable(v)),
         ("stored", f"{_size(v.stored.new_bytes)} new, {_size(v.stored.dedup_bytes)} deduplicated"),
         ("source", v.lineage.get("notebook") or v.lineage.get("script") or "-"),
         ("git", f"{(git.get('commit') or '')[:12]} {git.get('branch') or ''}"
@@ -181,11 +194,24 @@ def show(ref: str, as_json: bool) -> None:
         for key, d in v.data.items():
             table.add_row(_escape(key), d.kind, f"{d.rows:,}", str(len(d.columns)), d.digest[:19])
         console.print(table)
-    inputs = v.signature.get("inputs") or []
-    if inputs:
+    schema = v.schema
+    if schema is not None:
+        table = Table(title=f"inputs ({schema.kind})", title_justify="left")
+        table.add_column("column")
+        table.add_column("type", overflow="fold")
+        for name, described in list(schema.describe().items())[:50]:
+            table.add_row(_escape(name), _escape(described))
+        console.print(table)
+        if len(schema.columns) > 50:
+            console.print(f"[dim]… {len(schema.columns) - 50} more columns[/dim]")
+    elif v.signature.get("inputs"):
+        inputs = v.signature["inputs"]
         shown = ", ".join(f"{i['name']}:{i['dtype']}" for i in inputs[:12])
         more = f" … (+{len(inputs) - 12})" if len(inputs) > 12 else ""
         console.print(f"[bold]signature[/bold]  {_escape(shown)}{more}")
+    outputs = v.signature.get("outputs_recorded") or {}
+    if outputs:
+        console.print(f"[bold]outputs[/bold]  {_escape(', '.join(outputs))}")
 
 
 @app.command()
@@ -412,6 +438,8 @@ def _print_ci(console: Any, result: Any) -> None:
         notes = [f"{'✓' if g.ok else '✗'} {g.metric} {g.expression}: {g.detail}" for g in o.gates]
         notes += [f"{n.notebook}: {(n.error or {}).get('reason')}" for n in o.notebooks
                   if n.status == "error"]
+        if o.servability.status == "not servable":
+            notes.append(f"✗ not servable: {o.servability.reason}")
         cached = " (cached)" if all(n.cached for n in o.notebooks) else ""
         style = styles.get(o.status, "")
         table.add_row(o.ref, f"[{style}]{o.status}[/{style}]", _escape(metrics),
@@ -433,6 +461,21 @@ def publish(ref: str, force: bool) -> None:
     before = f" (was {result.name}@{result.previous})" if result.previous else ""
     note = " [forced: CI had not passed; recorded]" if result.forced else ""
     click.echo(f"{result.name}@production -> {result.ref}{before}{note}")
+
+
+@app.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def check(ref: str, as_json: bool) -> None:
+    """Check that REF can be served: it loads from the store alone in a fresh process and
+    reproduces the outputs recorded on its example rows. Exits 1 if it cannot."""
+    v = _api().check(ref)
+    if as_json:
+        _print_json({"ref": v.ref, **v.servability.to_dict()})
+    else:
+        click.echo(f"{v.ref}: {_servable(v)}")
+    if v.servability.status == "not servable":
+        raise SystemExit(1)
 
 
 @app.command()

@@ -134,6 +134,18 @@ class Checks:
             return version.servability
         return self.run(version, where="publish")
 
+    def for_ci(self, version: Version) -> Servability:
+        """The verdict CI reports: checked again here, in this machine's environment, except
+        for a pickle nobody vouched for, which only its committer's session may load (its
+        commit-time verdict stands)."""
+        self.wait(version)
+        version = self.project.show(version.ref)
+        artifact = version.model
+        if not artifact.trusted and not artifact.vouched and \
+                version.servability.status in ("servable", "not servable"):
+            return version.servability
+        return self.run(version, where="ci")
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)

@@ -11,12 +11,16 @@ _ICONS = {"passed": "✅", "failed": "❌", "error": "💥"}
 
 
 def junit_xml(report: CIReport) -> bytes:
-    """One test case per version x notebook; a failed gate is a failure, an exception an
-    error naming the cell."""
+    """One test case per version x notebook, and one per version for its servability; a
+    failed gate or a version no server can load is a failure, an exception an error naming
+    the cell."""
     cases = [(o, n) for o in report.outcomes for n in o.notebooks]
-    suite = ET.Element("testsuite", name="nbmci ci", tests=str(len(cases)),
+    suite = ET.Element("testsuite", name="nbmci ci",
+                       tests=str(len(cases) + len(report.outcomes)),
                        time=f"{report.duration:.3f}")
     failures = errors = 0
+    for outcome in report.outcomes:
+        failures += _servability_case(suite, outcome)
     for outcome, notebook in cases:
         case = ET.SubElement(suite, "testcase", classname=outcome.ref, name=notebook.notebook,
                              time=f"{notebook.duration:.3f}")
@@ -38,11 +42,26 @@ def junit_xml(report: CIReport) -> bytes:
             ET.SubElement(case, "system-out").text = "result reused from an identical run"
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
-    root = ET.Element("testsuites", tests=str(len(cases)), failures=str(failures),
+    root = ET.Element("testsuites", tests=suite.get("tests", "0"), failures=str(failures),
                       errors=str(errors))
     root.append(suite)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _servability_case(suite: ET.Element, outcome: VersionOutcome) -> int:
+    """The "servable" test case of a version; 1 if it is a failure."""
+    servability = outcome.servability
+    case = ET.SubElement(suite, "testcase", classname=outcome.ref, name="servable",
+                         time=f"{servability.seconds or 0.0:.3f}")
+    if servability.status == "not servable":
+        node = ET.SubElement(case, "failure", type="NotServable",
+                             message=str(servability.reason))
+        node.text = "\n".join(t for t in (servability.reason, servability.hint) if t)
+        return 1
+    if servability.status != "servable":
+        ET.SubElement(case, "skipped", message=servability.reason or servability.status)
+    return 0
 
 
 def _owner(outcome: VersionOutcome, metric: str) -> str:
@@ -65,17 +84,27 @@ def markdown(report: CIReport) -> str:
     """A summary table for a pull request comment or $GITHUB_STEP_SUMMARY."""
     passed = sum(o.status == "passed" for o in report.outcomes)
     lines = [f"## nbmci CI: {passed}/{len(report.outcomes)} versions passed", "",
-             "| version | status | metrics | gates |", "| --- | --- | --- | --- |"]
+             "| version | status | servable | metrics | gates |",
+             "| --- | --- | --- | --- | --- |"]
     for o in report.outcomes:
         metrics = ", ".join(f"{k} = {v:.4g}" for k, v in sorted(o.metrics.items()))
         gates = "<br>".join(f"{_ICONS.get('passed' if g.ok else 'failed')} {g.metric} "
                             f"{g.expression} ({g.detail})" for g in o.gates)
         errors = "<br>".join(f"{n.notebook}: {(n.error or {}).get('reason', '')}"
                              for n in o.notebooks if n.status == "error")
-        lines.append(f"| `{o.ref}` | {_ICONS.get(o.status, '')} {o.status} | {_md(metrics)} | "
-                     f"{_md(gates or errors or '-')} |")
+        lines.append(f"| `{o.ref}` | {_ICONS.get(o.status, '')} {o.status} | "
+                     f"{_md(_servable(o))} | {_md(metrics)} | {_md(gates or errors or '-')} |")
     lines += ["", f"_{len(report.outcomes)} versions in {report.duration:.1f} s_", ""]
     return "\n".join(lines)
+
+
+def _servable(outcome: VersionOutcome) -> str:
+    servability = outcome.servability
+    if servability.status == "servable":
+        return "✅ yes"
+    if servability.status == "not servable":
+        return f"❌ no: {servability.reason}"
+    return f"– {servability.status}"
 
 
 def _md(text: str) -> str:

@@ -25,6 +25,7 @@ from nbmci.ci.kernels import KernelPool, imported_modules
 from nbmci.digest import canonical_json, hash_bytes
 from nbmci.errors import CancelledError, InvalidInputError
 from nbmci.recording import numbers, read_records
+from nbmci.results import UNKNOWN, Servability
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +73,13 @@ class VersionOutcome:
     notebooks: list[NotebookOutcome]
     duration: float
     baseline: str | None = None  # the production ref relative gates compared with
+    servability: Servability = UNKNOWN  # loads alone and reproduces its outputs (own check)
 
     def to_dict(self) -> dict[str, Any]:
         return {"ref": self.ref, "status": self.status, "metrics": self.metrics,
                 "gates": [g.to_dict() for g in self.gates],
                 "notebooks": [n.to_dict() for n in self.notebooks], "duration": self.duration,
-                "baseline": self.baseline}
+                "baseline": self.baseline, "servability": self.servability.to_dict()}
 
 
 @dataclass
@@ -288,9 +290,10 @@ class Runner:
                 if found is not None and found.status == "passed":
                     baseline.update(numbers(found.records))
         gates = [gate.evaluate(metrics, baseline) for gate in self.config.gates]
+        servability = self.project.checks.for_ci(self.project.show(ref))
         if any(o.status == "error" for o in results):
             status = "error"
-        elif not all(g.ok for g in gates):
+        elif not all(g.ok for g in gates) or servability.status == "not servable":
             status = "failed"
         else:
             status = "passed"
@@ -309,7 +312,8 @@ class Runner:
                                   strict=True)],
             actor=actor())
         return VersionOutcome(ref, status, metrics, gates, results, duration,
-                              f"{name}@{production}" if production is not None else None)
+                              f"{name}@{production}" if production is not None else None,
+                              servability)
 
     def _order(self, job: Job) -> int:
         return [spec.name for spec in self.config.notebooks].index(job.notebook.name)

@@ -94,6 +94,9 @@ class MciMagics(Magics):
     @argument("--params", nargs="+", metavar="K=V",
               help="hyperparameters to record instead of the model's get_params()")
     @argument("--metrics", nargs="+", metavar="K=V", help="numbers to record, e.g. accuracy=0.97")
+    @argument("--example", metavar="VAR",
+              help="a variable holding a few input rows (DataFrame, Series, array or list), "
+                   "when --data does not hold the training input")
     @argument("--trust", action="store_true",
               help="vouch for a model stored as a pickle, so `nbmci serve` loads it "
                    "without --trust-pickle (recorded with the version)")
@@ -112,11 +115,13 @@ class MciMagics(Magics):
         args = _parse(self.mci_commit, line)
         model = self._variable(args.model, "MODEL")
         data = {v: self._variable(v, "--data") for v in _names(args.data)} if args.data else None
+        example = self._variable(args.example, "--example") if args.example else None
         with widgets.CommitProgress() as progress:
             version = nbmci.commit(
                 model, data, name=_model_name(args.model, args.name), message=args.message,
                 params=_pairs("--params", args.params), metrics=_pairs("--metrics", args.metrics),
-                progress=progress, lineage=self._papermill_lineage(), trust=args.trust)
+                progress=progress, lineage=self._papermill_lineage(), trust=args.trust,
+                example=example)
             self._output.show(version, widgets.VersionCard(version), progress.show)
         return version
 

@@ -76,8 +76,22 @@ def _summary(version: Version) -> Table:
         ["stored", f"{nbytes(stored.new_bytes)} new in {stored.new_objects} objects, "
                    f"{nbytes(stored.dedup_bytes)} deduplicated in {stored.dedup_objects}"],
         ["committed", f"{when(version.created_at)} by {version.author}"],
+        ["servable", servable_text(version)],
     ]
     return Table("Version", (), facts)
+
+
+def servable_text(version: Version) -> str:
+    """Whether the version can be served, in words, with what to do when it cannot."""
+    servability = version.servability
+    if servability.status == "servable":
+        seconds = f" in {servability.seconds:.1f} s" if servability.seconds else ""
+        return f"✓ yes: loads alone and reproduces its outputs (fresh process{seconds})"
+    if servability.status == "not servable":
+        return f"✗ no: {servability.reason}. {servability.hint or ''}".strip()
+    if servability.status == "checking":
+        return "checking in a fresh process…"
+    return "unknown (committed before servability checks)"
 
 
 def _data(version: Version) -> Table:
@@ -89,11 +103,18 @@ def _data(version: Version) -> Table:
 
 def _signature(version: Version) -> Table:
     signature = version.signature
-    rows = [["input", str(i.get("name")), str(i.get("dtype"))]
-            for i in signature.get("inputs", [])]
+    schema = version.schema
+    if schema is not None:  # logical types, missing values, categories
+        rows = [["input", name, described] for name, described in schema.describe().items()]
+    else:
+        rows = [["input", str(i.get("name")), str(i.get("dtype"))]
+                for i in signature.get("inputs", [])]
     rows += [["output", str(o.get("name")), str(o.get("dtype"))]
              for o in signature.get("outputs", [])]
-    return _capped("Signature", rows, ("", "name", "dtype"), empty="unknown")
+    rows += [["method", method, f"{out.get('type')}" + (f" × {out['shape'][0]}"
+                                                       if out.get("shape") else "")]
+             for method, out in (signature.get("outputs_recorded") or {}).items()]
+    return _capped("Signature", rows, ("", "name", "type"), empty="unknown")
 
 
 def lineage_facts(lineage: dict[str, Any]) -> list[list[str]]:

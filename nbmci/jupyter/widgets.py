@@ -7,6 +7,7 @@ output, nbconvert, GitHub) and in terminals.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -44,11 +45,28 @@ class _TablesView(_Fallback, widgets.HTML):
 
 
 class VersionCard(_TablesView):
-    """A version: ref, bytes stored new vs deduplicated, digests, signature, params, lineage."""
+    """A version: ref, bytes stored new vs deduplicated, digests, servability, input schema,
+    params, lineage. While the servability check started at commit runs, the card says so
+    and redraws itself with the verdict."""
 
     def __init__(self, version: Version) -> None:
         super().__init__(render.version_heading(version), render.version_tables(version))
         self.version = version
+        if version.servability.status == "checking":
+            threading.Thread(target=self._follow_check, name="nbmci-card", daemon=True).start()
+
+    def _follow_check(self) -> None:
+        import nbmci
+
+        try:
+            nbmci.project().checks.wait(self.version)
+            version = nbmci.show(self.version.ref)
+        except Exception:  # the kernel is going away, say: the card keeps what it shows
+            return
+        heading, tables = render.version_heading(version), render.version_tables(version)
+        self.version = version
+        self._fallback = (to_html(heading, tables), to_text(heading, tables))
+        self.value = self._fallback[0]
 
 
 class CheckoutCard(_TablesView):

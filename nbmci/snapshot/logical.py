@@ -87,6 +87,21 @@ class Column:
                    bool(data.get("ordered", False)), str(data.get("missing", "nan")),
                    data.get("label"), takes_missing=nullable)
 
+    def describe(self) -> str:
+        """One line for people: ``category (basic, pro; ordered), may be missing``."""
+        text = self.type.replace("_", " ")
+        if self.categories is not None:
+            shown = ", ".join(str(c) for c in self.categories[:8])
+            more = f", +{len(self.categories) - 8}" if len(self.categories) > 8 else ""
+            text += f" ({shown}{more}{'; ordered' if self.ordered else ''})"
+        elif self.type == "datetime":
+            zone = TYPES["datetime"].tz(self)  # type: ignore[attr-defined]
+            text += f" ({zone})" if zone else " (no time zone)"
+        if self.dtype not in ("float64", "int64", "category", "bool") and \
+                self.type not in ("datetime",):
+            text += f" [{self.dtype}]"
+        return text + (", may be missing" if self.nullable else "")
+
     def serving(self, *, takes_missing: bool, known: frozenset[Any] | None) -> Column:
         return replace(self, takes_missing=self.nullable or takes_missing, known=known)
 

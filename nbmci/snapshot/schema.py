@@ -90,6 +90,10 @@ class InputSchema:
         return cls(str(kind), tuple(Column.from_dict(c) for c in data["columns"]),
                    data.get("series_name"))
 
+    def describe(self) -> dict[str, str]:
+        """``{column: its type in words}``, for faces and diffs."""
+        return {c.name: c.describe() for c in self.columns}
+
     def with_columns(self, columns: Sequence[Column]) -> InputSchema:
         return replace(self, columns=tuple(columns))
 

@@ -121,12 +121,14 @@ def quote(segment: str) -> str:
 
 
 @pytest.fixture
-def lab_project(jp_root_dir: Path, fitted: Any) -> Iterator[Project]:
+def lab_project(jp_root_dir: Path, fitted: Any, iris: Any) -> Iterator[Project]:
     """A project in the server's root directory with clf@1 (acc 0.91) and clf@2 (acc 0.93)."""
     (jp_root_dir / ".nbmci").mkdir(mode=0o700)
     project = Project(load_settings(jp_root_dir))
     for acc in (0.91, 0.93):
-        project.commit(fitted, None, name="clf", message=f"acc {acc}", metrics={"acc": acc})
+        version = project.commit(fitted, None, name="clf", message=f"acc {acc}",
+                                 metrics={"acc": acc}, example=iris[0].head())
+        project.checks.wait(version)  # its servability verdict is in the registry
     yield project
     project.close()
 
