@@ -23,12 +23,18 @@ from urllib.parse import parse_qsl
 import orjson
 
 from nbmci import errors
-from nbmci.errors import InvalidInputError, NbmciError, NotAllowedError, category
+from nbmci.errors import (
+    InputMismatchError,
+    InvalidInputError,
+    NbmciError,
+    NotAllowedError,
+    category,
+)
 from nbmci.serve.batching import OverloadedError, PredictTimeoutError
 from nbmci.serve.guard import BodyTooLargeError
 from nbmci.serve.host import LiveModel
 from nbmci.serve.protocols import mlflow, v2
-from nbmci.serve.protocols.features import InputMismatchError, InvalidRequestError
+from nbmci.serve.protocols.features import InvalidRequestError
 
 if TYPE_CHECKING:
     from nbmci.serve.app import ServeState
@@ -72,9 +78,22 @@ def error_body(exc: NbmciError) -> tuple[int, bytes, dict[str, str]]:
     headers = {"Retry-After": "1"} if status in (429, 503) else {}
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
-    body = dump({"error": exc.message, "type": type(exc).__name__, "hint": exc.hint,
-                 "field": getattr(exc, "field", None)})
+    payload = {"error": exc.message, "type": type(exc).__name__, "hint": exc.hint,
+               "field": getattr(exc, "field", None)}
+    if isinstance(exc, InputMismatchError) and exc.column is not None:
+        payload |= {"column": exc.column, "row": exc.row, "value": _plain(exc.value)}
+    body = dump(payload)
     return status, body, headers
+
+
+def _plain(value: Any) -> Any:
+    """A refused value as the client sent it, if JSON can carry it back."""
+    if isinstance(value, str):
+        return value[:200]
+    if value is None or isinstance(value, bool | int | float):
+        return value if not isinstance(value, float) or value == value else None
+    item = getattr(value, "item", None)
+    return _plain(item()) if callable(item) else repr(value)[:200]
 
 
 def media_type(given: str, accepted: tuple[str, ...]) -> str:

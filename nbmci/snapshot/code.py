@@ -91,7 +91,7 @@ def local_files(modules: Iterable[str]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for name in sorted(set(modules)):
         module = sys.modules.get(name)
-        file = getattr(module, "__file__", None)
+        file = getattr(module, "__file__", None) if module is not None else _spec_file(name)
         if name in ("__main__", "nbmci") or not file or not file.endswith(".py"):
             continue
         path = Path(file).resolve()
@@ -99,6 +99,17 @@ def local_files(modules: Iterable[str]) -> dict[str, Path]:
             continue
         found[name] = path.parent if path.name == "__init__.py" else path
     return found
+
+
+def _spec_file(name: str) -> str | None:
+    """Where ``name`` would be imported from, without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None else None
 
 
 def bundle(files: dict[str, Path]) -> bytes | None:

@@ -121,11 +121,13 @@ def _known(model: Any, names: list[str]) -> tuple[dict[str, frozenset[Any]], set
     """``({column: the values an encoder takes}, {columns such an encoder refuses missing in})``
     for encoders fit with ``handle_unknown="error"`` that read input columns as they are."""
     if hasattr(model, "steps"):
+        imputed = False
         for step in _steps(model):
             if _is(step, "SimpleImputer"):  # keeps every value that is not missing
+                imputed = True
                 continue
-            known, _ = _known(step, names)
-            return known, set()  # missing values were filled before the encoder
+            known, strict = _known(step, names)
+            return known, set() if imputed else strict  # an imputer filled the missing ones
         return {}, set()
     if hasattr(model, "transformers_"):
         known: dict[str, frozenset[Any]] = {}

@@ -407,6 +407,8 @@ class _Category(LogicalType):
                     raise where.missing(column, row, value)
                 out[row] = -1
                 continue
+            if isinstance(value, list | dict):
+                raise where.refuse(column, row, value, "is not a single value")
             code = codes.get(value) if bools or type(value) is not bool else None
             if code is None:
                 raise where.refuse(column, row, value, f"is not a category of "

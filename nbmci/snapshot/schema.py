@@ -230,7 +230,7 @@ def _check_known(column: Column, decoded: np.ndarray, values: Any, where: Where)
     known = column.known
     assert known is not None
     for row, value in enumerate(decoded.tolist()):
-        if not _is_missing(value) and value not in known:
+        if not _is_missing(value) and (isinstance(value, list | dict) or value not in known):
             raise where.refuse(column, row, _item(values, row),
                                f"is a value the model's encoder never saw for '{column.name}'",
                                hint=known_hint(known))
