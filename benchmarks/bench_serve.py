@@ -44,7 +44,8 @@ import numpy as np
 # these VMs for every server alike (the HTTP floor's own p99 is over 1 ms without it).
 CELLS = (("1", 1, False), ("1 same core", 1, True), ("16", 16, False), ("64", 64, False))
 SERVERS = ("nbmci", "mlflow", "floor")
-MODELS = ("logreg", "forest")
+MODELS = ("logreg", "forest", "mixed", "text")
+V2_MODELS = ("mixed", "text")  # also measured through the v2 route (issue 14)
 FLOOR = """
 import orjson
 async def app(scope, receive, send):
@@ -178,7 +179,49 @@ def wrk(url: str, body: str, connections: int, duration: float, workdir: Path,
             "socket_errors": errors.group(0) if errors else ""}  # type: ignore[dict-item]
 
 
-def make_project(directory: Path) -> tuple[Any, list[float]]:
+CITIES = ["Amsterdam", "Berlin", "Cairo", "Delhi", "Lagos", "Lima", "Oslo", "Seoul"]
+REVIEWS = ["great value, works well", "broke after a week", "fine for the price",
+           "terrible support, never again", "love it", "does the job", "arrived late",
+           "better than expected"]
+
+
+def _mixed() -> tuple[Any, Any, Any]:
+    """StandardScaler on 4 numeric columns and OneHotEncoder on 4 string columns into a
+    LogisticRegression (issue 14's mixed-type pipeline)."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    rows = 5000
+    X = pd.DataFrame({f"n{i}": rng.normal(size=rows) for i in range(4)}
+                     | {f"s{i}": rng.choice(CITIES, rows) for i in range(4)})
+    y = pd.Series(np.where(X["n0"] + (X["s0"] == "Oslo") > 0.5, "yes", "no"), name="label")
+    model = make_pipeline(ColumnTransformer([
+        ("num", StandardScaler(), [f"n{i}" for i in range(4)]),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), [f"s{i}" for i in range(4)])]),
+        LogisticRegression(max_iter=1000)).fit(X, y)
+    return model, {"X_train": X, "y_train": y}, X.iloc[:1]
+
+
+def _text() -> tuple[Any, Any, Any]:
+    """TfidfVectorizer into a LinearSVC on a text Series: one short text per request."""
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import LinearSVC
+
+    texts = pd.Series(REVIEWS * 250, name="review")
+    labels = pd.Series(["pos", "neg", "pos", "neg", "pos", "pos", "neg", "pos"] * 250,
+                       name="mood")
+    model = make_pipeline(TfidfVectorizer(), LinearSVC()).fit(texts, labels)
+    return model, {"reviews": texts, "mood": labels}, texts.iloc[:1]
+
+
+def make_project(directory: Path, names: list[str]) -> tuple[Any, dict[str, Any]]:
+    """The project serving ``names``, and each model's one-row input."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -188,19 +231,51 @@ def make_project(directory: Path) -> tuple[Any, list[float]]:
     directory.mkdir(parents=True)
     project = api.init(directory)
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    models = {"logreg": LogisticRegression(max_iter=5000).fit(X, y),
-              "forest": RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y)}
-    for name, model in models.items():
-        project.commit(model, {"X_train": X, "y_train": y}, name=name)
+    made = {"logreg": lambda: (LogisticRegression(max_iter=5000).fit(X, y),
+                               {"X_train": X, "y_train": y}, X.iloc[:1]),
+            "forest": lambda: (RandomForestClassifier(n_estimators=100, random_state=0)
+                               .fit(X, y), {"X_train": X, "y_train": y}, X.iloc[:1]),
+            "mixed": _mixed, "text": _text}
+    rows = {}
+    for name in names:
+        model, data, row = made[name]()
+        project.commit(model, data, name=name)
         project.publish(f"{name}@1", force=True)
-    return project, X.iloc[0].tolist()
+        rows[name] = row
+    return project, rows
 
 
-def in_process_rows_per_s(model: Any, row: list[float]) -> float:
-    """``model.predict`` calls per second on one numpy row (as the issue measures it)."""
+def bodies(row: Any) -> dict[str, str]:
+    """The one-row request of each protocol: MLflow's (what MLflow is sent too) and v2's."""
+    import pandas as pd
+
+    if isinstance(row, pd.Series):  # one text
+        texts = row.tolist()
+        return {"mlflow": json.dumps({"inputs": texts}),
+                "v2": json.dumps({"inputs": [{"name": row.name, "datatype": "BYTES",
+                                              "shape": [len(texts)], "data": texts}]})}
+    values = row.iloc[0].tolist()
+    numeric = all(isinstance(v, float | int) for v in values)
+    v2 = [{"name": "input__0", "datatype": "FP64", "shape": [1, len(values)],
+           "data": values}] if numeric else [
+        {"name": str(c), "datatype": "FP64" if isinstance(v, float) else "BYTES",
+         "shape": [1], "data": [v]} for c, v in zip(row.columns, values, strict=True)]
+    return {"mlflow": json.dumps({"dataframe_split": {"columns": [str(c) for c in row.columns],
+                                                      "data": [values]}}),
+            "v2": json.dumps({"inputs": v2})}
+
+
+def in_process_rows_per_s(model: Any, row: Any) -> float:
+    """``model.predict`` calls per second on one row (a numpy row for numeric models, as
+    issue 5 measures it; a one-row DataFrame or one text otherwise)."""
     import warnings
 
-    X = np.asarray([row])
+    import pandas as pd
+
+    X = row
+    if isinstance(row, pd.DataFrame) and all(k in "biuf" for k in row.dtypes.map(
+            lambda d: d.kind)):
+        X = row.to_numpy()
     count, started = 0, time.perf_counter()
     with warnings.catch_warnings():  # fit on a DataFrame: "X does not have valid feature names"
         warnings.simplefilter("ignore", UserWarning)
@@ -218,7 +293,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    project, row = make_project(work / "project")
+    project, rows = make_project(work / "project", args.models)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBMCI_")}
     (work / "floor.py").write_text(FLOOR)
     cells = [c for c in CELLS if not c[2] or len(os.sched_getaffinity(0)) > 1]
@@ -228,13 +303,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         targets = []  # (model, server, url, body, in-process predict rows/s, pid)
         for name in args.models:
             version = project.show(f"{name}@1")
-            columns = [i["name"] for i in version.signature["inputs"]]
-            body = json.dumps({"dataframe_split": {"columns": columns, "data": [row]}})
-            predict_rps = in_process_rows_per_s(project.load(f"{name}@1"), row)
+            body = bodies(rows[name])
+            predict_rps = in_process_rows_per_s(project.load(f"{name}@1"), rows[name])
             for peer in args.servers:
                 url = start_server(peer, name, version, project, work, env, args, procs)
-                wrk(url, body, 1, 1, work)  # warm-up
-                targets.append((name, peer, url, body, predict_rps, procs[-1].pid))
+                wrk(url, body["mlflow"], 1, 1, work)  # warm-up
+                targets.append((name, peer, url, body["mlflow"], predict_rps, procs[-1].pid))
+                if peer == "nbmci" and name in V2_MODELS:  # the same server, in v2
+                    v2_url = url.removesuffix("/invocations") + f"/v2/models/{name}/infer"
+                    targets.append((name, "nbmci-v2", v2_url, body["v2"], predict_rps,
+                                    procs[-1].pid))
         for round_ in range(args.rounds):
             for name in args.models:
                 for label, connections, same_core in cells:
@@ -308,19 +386,27 @@ def report(results: list[dict[str, Any]]) -> None:
           "x floor (>=0.5) | nbmci p99 ms | mlflow p99 ms | p99 ratio (<=0.1) | "
           "rows/s vs predict |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for model in sorted({r["model"] for r in results if r["server"] != "floor"}):
-        for c, _, _ in CELLS:
-            n, m, f = find(model, "nbmci", c), find(model, "mlflow", c), find(model, "floor", c)
-            if not n:
-                continue
-            print(f"| {model} | {c} | {n['rps']:.0f} | {cell(m, 'rps', '.0f')} | "
-                  f"{cell(f, 'rps', '.0f')} | {ratio(n, m, 'rps', 1)} | {ratio(n, f, 'rps', 2)} | "
-                  f"{n['p99_ms']:.2f} | {cell(m, 'p99_ms', '.2f')} | "
-                  f"{ratio(n, m, 'p99_ms', 3)} | {n['rps'] / n['predict_rps']:.2f} |")
+    lines = [(model, server, c) for model in sorted({r["model"] for r in results
+                                                     if r["server"] != "floor"})
+             for c, _, _ in CELLS for server in ("nbmci", "nbmci-v2")]
+    for model, server, c in lines:
+        n, m, f = find(model, server, c), find(model, "mlflow", c), find(model, "floor", c)
+        if not n:
+            continue
+        label = model if server == "nbmci" else f"{model} (v2)"
+        print(f"| {label} | {c} | {n['rps']:.0f} | {cell(m, 'rps', '.0f')} | "
+              f"{cell(f, 'rps', '.0f')} | {ratio(n, m, 'rps', 1)} | {ratio(n, f, 'rps', 2)} | "
+              f"{n['p99_ms']:.2f} | {cell(m, 'p99_ms', '.2f')} | "
+              f"{ratio(n, m, 'p99_ms', 3)} | {n['rps'] / n['predict_rps']:.2f} |")
     bad = [r for r in results if r["non2xx"]]
     if bad:
         print(f"\nNon-2xx answers in {len(bad)} runs: "
               f"{[(r['model'], r['server'], r['connections']) for r in bad]}")
+
+
+def _default_mlflow_python() -> str:
+    own = Path("/work/mlflow-venv/bin/python")
+    return str(own) if own.exists() else sys.executable
 
 
 def main() -> None:
@@ -331,11 +417,13 @@ def main() -> None:
     parser.add_argument("--cpu-idle", choices=("poll", "default"), default="poll",
                         help="poll: hold /dev/cpu_dma_latency at 0 for the run (needs root); "
                              "default: leave the CPUs' idle states alone")
-    parser.add_argument("--mlflow-python", default="/work/mlflow-venv/bin/python")
+    parser.add_argument("--mlflow-python", default=_default_mlflow_python(),
+                        help="an interpreter with mlflow (default: /work/mlflow-venv's, "
+                             "else this one)")
     parser.add_argument("--servers", type=lambda s: s.split(","), default=list(SERVERS),
                         help="comma-separated subset of nbmci,mlflow,floor")
     parser.add_argument("--models", type=lambda s: s.split(","), default=list(MODELS),
-                        help="comma-separated subset of logreg,forest")
+                        help="comma-separated subset of logreg,forest,mixed,text")
     args = parser.parse_args()
     with polling_idle(args.cpu_idle == "poll") as idle:
         print(f"CPU idle: {idle}", flush=True)

@@ -28,6 +28,7 @@ from nbmci.errors import (
     UntrustedModelError,
 )
 from nbmci.results import Version
+from nbmci.serve.pipelines import compile_pipeline
 from nbmci.serve.shortcuts import Predict, shortcut
 from nbmci.snapshot.schema import ColumnBatch, InputSchema, legacy_schema
 from nbmci.snapshot.servable import ReplayError, example_batch, replay
@@ -99,6 +100,7 @@ class LiveModel:
     classes: tuple[Any, ...] | None = None
     inline: bool = False  # predict is fast enough to run on the event loop (see smoke_test)
     shortcut: Predict | None = None  # a faster predict, checked equal (see serve.shortcuts)
+    compiled: dict[str, Callable[[ColumnBatch], np.ndarray]] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -134,6 +136,9 @@ class LiveModel:
     def predict(self, rows: np.ndarray | ColumnBatch, method: str = "predict") -> np.ndarray:
         """``method``'s answers for checked request rows (see the class docstring)."""
         if isinstance(rows, ColumnBatch):
+            fast = self.compiled.get(method)  # see serve.pipelines
+            if fast is not None:
+                return fast(rows)
             X: Any = self.schema.model_input(rows)
         elif self.shortcut is not None and method == "predict":
             return self.shortcut(rows)
@@ -212,6 +217,9 @@ def smoke_test(version: Version, live: LiveModel) -> LiveModel:
             live = _on_arrays(live, rows, live.predict(rows))
         if live.numeric and live.frame_columns is None:
             live = replace(live, shortcut=shortcut(live.model, rows))
+        if not live.numeric:
+            live = replace(live, compiled=compile_pipeline(live.model, live.schema, batch,
+                                                           list(live.outputs)))
         served = live
         replay(version.signature, live.schema,
                lambda b, method: served.predict(_as_matrix(b) if served.numeric else b, method))
@@ -475,7 +483,8 @@ class ModelHost:
         logger.info("%s is live (was %s), loaded in %.3fs, predicting %s", ref,
                     live.ref if live else "none", time.perf_counter() - started,
                     ("on the event loop" if candidate.inline else "in threads")
-                    + (" through a shortcut" if candidate.shortcut else ""))
+                    + (" through a shortcut" if candidate.shortcut or candidate.compiled
+                       else ""))
         self._emit(SwapEvent(name, "swapped", target, live.version if live else None))
 
     def _load(self, ref: str) -> LiveModel:
