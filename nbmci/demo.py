@@ -25,6 +25,31 @@ f1 = ">= production - 0.02"
 """
 
 
+def tumours() -> tuple[Any, Any]:
+    """scikit-learn's breast cancer data as the demo uses it: the 30 measurements, a string
+    column ``size`` (small, medium or large, from the mean radius) and string labels
+    (``benign``, ``malignant``)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X["size"] = pd.cut(X["mean radius"], [0, 12, 16, np.inf],
+                       labels=["small", "medium", "large"]).astype("str")
+    return X, pd.Series(np.where(y == 1, "benign", "malignant"), name="diagnosis")
+
+
+def pipeline(estimator: Any) -> Any:
+    """``estimator`` after a one-hot encoding of ``size`` (the measurements pass through)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    encode = ColumnTransformer([("size", OneHotEncoder(handle_unknown="ignore"), ["size"])],
+                               remainder="passthrough")
+    return make_pipeline(encode, estimator)
+
+
 def example_notebook() -> Path:
     """The example evaluation notebook: shipped in the wheel, or in a source checkout."""
     shipped = files("nbmci").joinpath("examples", "evaluate.ipynb")
@@ -55,12 +80,11 @@ def run_demo(directory: Path | None, console: Any) -> Path:
 
 
 def _journey(project: Any, console: Any) -> None:
-    from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import train_test_split
     from sklearn.tree import DecisionTreeClassifier
 
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X, y = tumours()
     X_train, _, y_train, _ = train_test_split(X, y, test_size=0.25, random_state=0)
 
     def commit(model: Any, message: str) -> Any:
@@ -74,14 +98,16 @@ def _journey(project: Any, console: Any) -> None:
                       f"({(time.perf_counter() - started) * 1e3:.0f} ms with training)")
         return version
 
-    first = commit(RandomForestClassifier(n_estimators=50, random_state=0), "baseline forest")
+    first = commit(pipeline(RandomForestClassifier(n_estimators=50, random_state=0)),
+                   "baseline forest")
     _cli(console, "ci", first.ref)
     _cli(console, "publish", first.ref)
     server = Server(project.settings.root, console)
     try:
-        server.predict(list(X_train.columns), X_train.iloc[0].tolist())
-        second = commit(RandomForestClassifier(n_estimators=200, random_state=0), "more trees")
-        third = commit(DecisionTreeClassifier(max_depth=1), "a stump: too simple")
+        server.predict(X_train.iloc[:1])
+        second = commit(pipeline(RandomForestClassifier(n_estimators=200, random_state=0)),
+                        "more trees")
+        third = commit(pipeline(DecisionTreeClassifier(max_depth=1)), "a stump: too simple")
         _cli(console, "ci")  # every version without a CI result: the two new ones
         _cli(console, "publish", second.ref)
         server.wait_for(2)
@@ -144,14 +170,26 @@ class Server:
                 raise RuntimeError(f"timed out waiting for {what}; see {self.log}")
             time.sleep(0.1)
 
-    def predict(self, columns: list[str], row: list[float]) -> None:
-        v2 = {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64",
-                          "data": row}]}
+    def predict(self, rows: Any) -> None:
+        """Ask for ``rows`` (a DataFrame with the string column) in both protocols, and for
+        class probabilities."""
+        records = rows.to_dict("records")
+        v2 = {"inputs": [{"name": column, "shape": [len(rows)],
+                          "datatype": "BYTES" if column == "size" else "FP64",
+                          "data": rows[column].tolist()} for column in rows.columns],
+              "outputs": [{"name": "diagnosis"}, {"name": "predict_proba"}]}
         status, answer = self._get("/v2/models/clf/infer", v2)
-        self.console.print(f"POST /v2/models/clf/infer  -> {status} {answer}")
-        mlflow = {"dataframe_split": {"columns": columns, "data": [row]}}
+        shown = {o["name"]: o["data"] for o in (answer or {}).get("outputs", [])}
+        self.console.print(f"POST /v2/models/clf/infer  (31 inputs, 'size' as BYTES) -> "
+                           f"{status} {shown or answer}")
+        mlflow = {"dataframe_records": records}
         status, answer = self._get("/invocations", mlflow)
-        self.console.print(f"POST /invocations          -> {status} {answer}")
+        self.console.print(f"POST /invocations {{\"dataframe_records\": [{{..., \"size\": "
+                           f"{records[0]['size']!r}}}]}}  -> {status} {answer}")
+        status, answer = self._get("/invocations", {**mlflow,
+                                                    "params": {"method": "predict_proba"}})
+        self.console.print(f"POST /invocations  (params: method predict_proba)  -> {status} "
+                           f"{answer}")
 
     def wait_for(self, version: int) -> None:
         """Wait until the server has swapped in ``clf@version`` (it polls the alias)."""

@@ -27,13 +27,24 @@ def data_nbytes(value: Any) -> int:
 
 
 def model_params(model: Any) -> dict[str, Any]:
-    """``get_params(deep=False)`` as JSON, or ``{}`` for models without it."""
+    """``get_params()`` as JSON, or ``{}`` for models without it. A pipeline's nested
+    parameters are kept (``randomforestclassifier__n_estimators``); the nested estimators
+    themselves (``steps``, ``transformers``, each step) are not, as their parameters are."""
     get_params = getattr(model, "get_params", None)
     if not callable(get_params):
         return {}
     try:
-        params = get_params(deep=False)
+        params = get_params(deep=True)
     except Exception:  # a third-party model with a broken get_params must still commit
         return {}
-    result: dict[str, Any] = to_jsonable(params)
+    result: dict[str, Any] = to_jsonable({k: v for k, v in params.items()
+                                          if not _holds_estimators(v)})
     return result
+
+
+def _holds_estimators(value: Any) -> bool:
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_holds_estimators(item) for item in value)
+    return False
