@@ -140,9 +140,9 @@ def _block(part: Any, columns: list[int], schema: InputSchema) -> Block | None:
 
 
 def _scaling(step: Any) -> Callable[[np.ndarray], np.ndarray] | None:
-    if step == "passthrough":
-        return lambda values: values
     kind = type(step).__name__ if type(step).__module__.startswith("sklearn.") else None
+    if step == "passthrough" or (kind == "FunctionTransformer" and step.func is None):
+        return lambda values: values  # a remainder="passthrough" is an identity transformer
     if kind == "StandardScaler":
         mean, scale = step.mean_, step.scale_
         mean = mean if step.with_mean and mean is not None else 0.0

@@ -115,7 +115,7 @@ def build(root: Path) -> dict[str, tuple[Any, Any, dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Any]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Any, Any]]:
     root = tmp_path_factory.mktemp("shapes")
     (root / ".nbmci").mkdir(mode=0o700)
     (root / "dates.py").write_text(DATES, encoding="utf-8")
@@ -132,7 +132,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any,
                  or any(host.state(n).failed for n in cases), timeout=60)
         assert {n: host.state(n).failed for n in cases} == {n: {} for n in cases}
         with running.client() as client:
-            yield project, cases, client
+            yield project, cases, client, host
     project.close()
 
 
@@ -150,7 +150,7 @@ FRAME_MODELS = ["onehot", "categorical", "imputed", "dated", "boosted", "several
 
 @pytest.mark.parametrize("name", FRAME_MODELS)
 def test_mlflow_records_and_split_answer_what_the_model_does(served: Any, name: str) -> None:
-    _, cases, client = served
+    _, cases, client, _ = served
     model, frame, _ = cases[name]
     rows = frame.iloc[[0, 9, 18, 27, 5]]
     expected = model.predict(rows)
@@ -169,7 +169,7 @@ def test_mlflow_records_and_split_answer_what_the_model_does(served: Any, name: 
 
 @pytest.mark.parametrize("name", FRAME_MODELS)
 def test_v2_tensor_per_column_answers_what_the_model_does(served: Any, name: str) -> None:
-    _, cases, client = served
+    _, cases, client, _ = served
     model, frame, _ = cases[name]
     rows = frame.iloc[[1, 2, 9]]
     meta = client.get(f"/v2/models/{name}").json()
@@ -190,7 +190,7 @@ def test_v2_tensor_per_column_answers_what_the_model_does(served: Any, name: str
 
 
 def test_csv_with_strings_dates_and_empty_cells(served: Any) -> None:
-    _, cases, client = served
+    _, cases, client, _ = served
     model, frame, _ = cases["dated"]
     rows = frame.iloc[[0, 9, 4]]  # row 9 has no visits
     text = io.StringIO()
@@ -205,7 +205,7 @@ def test_csv_with_strings_dates_and_empty_cells(served: Any) -> None:
 
 
 def test_text_model_takes_one_text_per_row(served: Any) -> None:
-    _, cases, client = served
+    _, cases, client, _ = served
     model, texts, _ = cases["text"]
     expected = model.predict(texts[:3]).tolist()
     for body in ({"inputs": list(texts[:3])}, {"instances": list(texts[:3])},
@@ -219,7 +219,7 @@ def test_text_model_takes_one_text_per_row(served: Any) -> None:
 
 
 def test_probabilities_with_class_labels_in_both_protocols(served: Any) -> None:
-    _, cases, client = served
+    _, cases, client, _ = served
     model, frame, _ = cases["onehot"]
     rows = frame.iloc[:4]
     expected = model.predict_proba(rows)
@@ -247,7 +247,7 @@ def test_probabilities_with_class_labels_in_both_protocols(served: Any) -> None:
 
 
 def test_an_unsupported_method_lists_the_ones_the_model_has(served: Any) -> None:
-    _, cases, client = served
+    _, cases, client, _ = served
     _, frame, _ = cases["imputed"]
     answer = client.post("/invocations?model=imputed", json={
         "dataframe_records": records(frame.iloc[:1]), "params": {"method": "predict_proba"}})
@@ -257,7 +257,7 @@ def test_an_unsupported_method_lists_the_ones_the_model_has(served: Any) -> None
 
 def test_tritonclient_with_string_date_and_nullable_columns(served: Any) -> None:
     tritonhttp = pytest.importorskip("tritonclient.http")
-    _, cases, client = served
+    _, cases, client, _ = served
     model, frame, _ = cases["dated"]
     rows = frame.iloc[[3, 9]]
     url = str(client.base_url).removeprefix("http://").rstrip("/")
@@ -284,7 +284,7 @@ def test_tritonclient_with_string_date_and_nullable_columns(served: Any) -> None
 
 
 def test_each_version_stored_what_serving_needs(served: Any) -> None:
-    project, cases, _ = served
+    project, cases, _, _ = served
     dated = project.show("dated@1")
     assert dated.signature["code"]["modules"] == ["dates"]
     assert dated.schema.describe() == {
@@ -320,7 +320,7 @@ def _error(answer: Any, status: int = 422) -> dict[str, Any]:
 ])
 def test_wrong_values_are_named(served: Any, name: str, change: dict[str, Any],
                                 words: list[str]) -> None:
-    _, cases, client = served
+    _, cases, client, _ = served
     rows = records(cases[name][1].iloc[:2])
     rows[1].update(change)
     body = _error(client.post(f"/invocations?model={name}", json={"dataframe_records": rows}))
@@ -333,7 +333,7 @@ def test_wrong_values_are_named(served: Any, name: str, change: dict[str, Any],
 
 
 def test_missing_and_extra_columns_are_all_listed(served: Any) -> None:
-    _, cases, client = served
+    _, cases, client, _ = served
     row = records(cases["onehot"][1].iloc[:1])[0]
     del row["plan"], row["region"]
     row |= {"colour": "red", "size": 3}
@@ -345,7 +345,7 @@ def test_missing_and_extra_columns_are_all_listed(served: Any) -> None:
 
 
 def test_v2_type_and_encoding_errors(served: Any) -> None:
-    _, _, client = served
+    _, _, client, _ = served
     meta = client.get("/v2/models/text").json()
     assert meta["inputs"] == [{"name": "review", "datatype": "BYTES", "shape": [-1],
                                "parameters": {"type": "string", "dtype": "str",
@@ -367,7 +367,7 @@ HOSTILE_VALUES = [None, 0, -1, 2.5, 1e308, -1e308, "", "x", "2024-13-45T99:00", 
 
 
 def test_no_value_in_any_column_causes_a_5xx(served: Any) -> None:
-    _, cases, client = served
+    _, cases, client, _ = served
     for name in [*FRAME_MODELS, "text"]:
         frame = cases[name][1]
         if isinstance(frame, pd.Series):
@@ -386,10 +386,19 @@ def test_no_value_in_any_column_causes_a_5xx(served: Any) -> None:
 
 def test_hostile_values_are_refused_before_the_model_is_called(served: Any) -> None:
     """Checked against the schema and the encoders, not left to fail inside the model."""
-    _, cases, client = served
+    _, cases, client, _ = served
     frame = cases["onehot"][1]
     for column in ("plan", "region"):
         for value in HOSTILE_VALUES:
             row = records(frame.iloc[:1])[0] | {column: value}
             answer = client.post("/invocations?model=onehot", json={"dataframe_records": [row]})
             assert answer.json().get("type") != "PredictFailedError", (column, value)
+
+
+def test_mixed_and_text_pipelines_are_served_through_the_compiled_path(served: Any) -> None:
+    _, _, _, host = served
+    for name in ("onehot", "dated", "text", "imputed"):
+        live = host.get(name)
+        compiled = name in ("onehot", "text")
+        assert bool(live.compiled or live.shortcut) == compiled, name
+        assert live.inline or not compiled  # compiled: fast enough for the event loop

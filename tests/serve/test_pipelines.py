@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
@@ -53,6 +53,10 @@ COMPILED = {
                                       ("c", OneHotEncoder(handle_unknown="ignore"), ["city"])],
                                      LogisticRegression(max_iter=500),
                                      {"remainder": "drop", "sparse_threshold": 1.0}),
+    "remainder passed through into a forest": (
+        [("c", OneHotEncoder(handle_unknown="ignore"), ["city", "tier"]),
+         ("n", SimpleImputer(), ["a"])], RandomForestClassifier(20, random_state=0),
+        {"remainder": "passthrough"}),
     "gradient boosting after": ([("n", SimpleImputer(), ["a", "b"]),
                                  ("c", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
                                   ["city"])], HistGradientBoostingClassifier(max_iter=10), {}),
