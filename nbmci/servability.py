@@ -87,7 +87,9 @@ class Checks:
         from nbmci.snapshot.servable import check_in_fresh_process
 
         request = self.request(version, trust=trust)
-        if request is None:
+        if request is None:  # nothing to replay: no example rows, or an older version
+            if version.servability.status == "not servable":
+                return version.servability
             return Servability("unknown", "committed before servability checks existed")
         key = hash_bytes(canonical_json({k: v for k, v in request.items()
                                          if k not in ("ref", "store")}))

@@ -31,10 +31,11 @@ def test_pass_and_failing_gate_with_junit_and_summary(
     assert code == 1
     assert "clf@1" in out and "clf@2" in out
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
-    cases = {c.get("classname"): c for c in suite.iter("testcase")}
-    assert cases["clf@1"].find("failure") is None
-    failure = cases["clf@2"].find("failure")
+    assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "1"
+    cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
+    assert cases[("clf@1", "notebooks/evaluate.ipynb")].find("failure") is None
+    assert cases[("clf@1", "servable")].find("failure") is None
+    failure = cases[("clf@2", "notebooks/evaluate.ipynb")].find("failure")
     assert failure is not None and "0.8 is not >= 0.9" in failure.get("message", "")
     assert "1/2 versions passed" in summary.read_text()
     v1, v2 = project.show("clf@1"), project.show("clf@2")
@@ -46,6 +47,30 @@ def test_pass_and_failing_gate_with_junit_and_summary(
     assert log[1]["ci"]["status"] == "passed" and log[1]["ci"]["metrics"] == {"accuracy": 0.95}
     # nothing left without CI: a second run evaluates nothing and passes
     assert run_cli(capsys, "ci")[0] == 0
+
+
+def test_servability_is_its_own_check_in_junit_and_markdown(
+        ci_project: Any, commit_versions: Any, fitted: Any,
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    project = ci_project({"evaluate.ipynb": notebook(RECORD_ACCURACY)},
+                         gates={"accuracy": ">= 0.90"})
+    commit_versions(project, 0.95)
+    project.commit(fitted, None, name="clf", metrics={"acc": 0.99})  # no example rows
+    junit, summary = tmp_path / "junit.xml", tmp_path / "summary.md"
+    code, out, _ = run_cli(capsys, "ci", "--junit", str(junit), "--summary", str(summary))
+    assert code == 1 and "not servable" in out
+    cases = {(c.get("classname"), c.get("name")): c
+             for c in ET.parse(junit).getroot().iter("testcase")}
+    assert cases[("clf@1", "servable")].find("failure") is None
+    failure = cases[("clf@2", "servable")].find("failure")
+    assert failure is not None and failure.get("type") == "NotServable"
+    assert "committed without example rows" in failure.get("message", "")
+    assert cases[("clf@2", "notebooks/evaluate.ipynb")].find("failure") is None  # its gates passed
+    text = summary.read_text()
+    assert "| servable |" in text and "✅ yes" in text
+    assert "❌ no: it was committed without example rows" in text
+    assert project.show("clf@2").ci.status == "failed"
+    assert project.show("clf@1").servability.where == "ci"
 
 
 def test_notebook_exception_is_an_error_naming_the_cell(

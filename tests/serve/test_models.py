@@ -77,6 +77,7 @@ def build(root: Path) -> dict[str, tuple[Any, Any, dict[str, Any]]]:
     texts = pd.Series(TEXTS * 40, name="review")
     moods = pd.Series(["pos", "neg", "pos", "neg", "pos", "pos"] * 40, name="mood")
     lgbm = pytest.importorskip("lightgbm")
+    xgb = pytest.importorskip("xgboost")
     frames = {
         "onehot": X[["age", "income", "plan", "region"]],
         "categorical": X[["age", "income", "region"]],
@@ -84,6 +85,8 @@ def build(root: Path) -> dict[str, tuple[Any, Any, dict[str, Any]]]:
         "dated": X[["signup", "plan", "visits"]],
         "boosted": X[["age", "income", "plan"]],
         "several": numeric,
+        "xgboost": numeric,
+        "xgbpiped": X[["age", "income", "plan"]],
     }
     models = {
         "onehot": make_pipeline(ColumnTransformer([
@@ -105,10 +108,17 @@ def build(root: Path) -> dict[str, tuple[Any, Any, dict[str, Any]]]:
         "several": RandomForestRegressor(8, random_state=0).fit(
             numeric, np.column_stack([numeric["income"], numeric["age"] * 2])),
         "text": make_pipeline(TfidfVectorizer(), LinearSVC()).fit(texts, moods),
+        "xgboost": xgb.XGBRegressor(n_estimators=10, max_depth=3).fit(numeric, X["age"]),
+        "xgbpiped": make_pipeline(ColumnTransformer(
+            [("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"])],
+            remainder="passthrough"), xgb.XGBClassifier(n_estimators=10, max_depth=3)
+        ).fit(frames["xgbpiped"], (y == "stay").astype(int)),
     }
     data = {name: {"X_train": frames[name], "y_train": y} for name in frames}
     data["imputed"] = {"X_train": gaps, "y_train": X["age"]}
     data["several"] = {"X_train": numeric}
+    data["xgboost"] = {"X_train": numeric, "y_train": X["age"]}
+    data["xgbpiped"] = {"X_train": frames["xgbpiped"], "y_train": (y == "stay").astype(int)}
     data["text"] = {"reviews": texts, "mood": moods}
     frames["text"] = texts
     return {name: (models[name], frames[name], data[name]) for name in models}
@@ -145,7 +155,12 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-FRAME_MODELS = ["onehot", "categorical", "imputed", "dated", "boosted", "several"]
+def _rtol(expected: Any) -> float:
+    return 1e-6 if np.asarray(expected).dtype == np.float32 else 1e-9
+
+
+FRAME_MODELS = ["onehot", "categorical", "imputed", "dated", "boosted", "several", "xgboost",
+                "xgbpiped"]
 
 
 @pytest.mark.parametrize("name", FRAME_MODELS)
@@ -161,8 +176,8 @@ def test_mlflow_records_and_split_answer_what_the_model_does(served: Any, name: 
         answer = client.post(f"/invocations?model={name}", json=body)
         assert answer.status_code == 200, answer.text
         got = answer.json()["predictions"]
-        if np.asarray(expected).dtype.kind == "f":
-            np.testing.assert_allclose(got, expected, rtol=1e-9)
+        if np.asarray(expected).dtype.kind == "f":  # float32 (XGBoost) travels as float32
+            np.testing.assert_allclose(got, expected, rtol=_rtol(expected))
         else:
             assert got == np.asarray(expected).tolist()
 
@@ -184,7 +199,8 @@ def test_v2_tensor_per_column_answers_what_the_model_does(served: Any, name: str
     assert output["shape"] == list(expected.shape)
     assert output["datatype"] == meta["outputs"][0]["datatype"]
     if expected.dtype.kind == "f":
-        np.testing.assert_allclose(np.reshape(output["data"], expected.shape), expected)
+        np.testing.assert_allclose(np.reshape(output["data"], expected.shape), expected,
+                                   rtol=_rtol(expected))
     else:
         assert output["data"] == expected.ravel().tolist()
 
@@ -293,6 +309,10 @@ def test_each_version_stored_what_serving_needs(served: Any) -> None:
     assert project.show("categorical@1").schema.describe()["region"] == \
         "category (north, south, west)"
     assert project.show("text@1").schema.kind == "series"
+    for name in ("boosted", "xgboost", "xgbpiped"):  # safe format, their types approved
+        model = project.show(f"{name}@1").model
+        assert model.format == "skops" and model.trusted
+        assert any(t.startswith(("lightgbm.", "xgboost.")) for t in model.trusted_types)
     for name in cases:
         assert project.checks.ensure(project.show(f"{name}@1")).servable
 
