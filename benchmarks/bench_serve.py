@@ -313,6 +313,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     v2_url = url.removesuffix("/invocations") + f"/v2/models/{name}/infer"
                     targets.append((name, "nbmci-v2", v2_url, body["v2"], predict_rps,
                                     procs[-1].pid))
+        check_answers(targets)
         for round_ in range(args.rounds):
             for name in args.models:
                 for label, connections, same_core in cells:
@@ -335,6 +336,26 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
              "p99_ms": min(r["p99_ms"] for r in rounds),
              "non2xx": sum(r["non2xx"] for r in rounds)}
             for (name, peer, label, predict_rps), rounds in runs.items()]
+
+
+def _post(url: str, body: str) -> Any:
+    request = urllib.request.Request(url, data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def check_answers(targets: list[tuple[Any, ...]]) -> None:
+    """nbmci must answer MLflow's request for each model as ``mlflow models serve`` does."""
+    for name in dict.fromkeys(t[0] for t in targets):
+        answers = {peer: _post(url, body)["predictions"] for model, peer, url, body, *_ in
+                   targets if model == name and peer in ("nbmci", "mlflow")}
+        if len(answers) == 2:
+            same = np.allclose(answers["nbmci"], answers["mlflow"], rtol=1e-9) \
+                if all(isinstance(v, float | int) for v in np.ravel(answers["nbmci"])) \
+                else answers["nbmci"] == answers["mlflow"]
+            print(f"{name}: nbmci's answer {'equals' if same else 'DIFFERS FROM'} MLflow's "
+                  f"({answers['nbmci']!r:.60})", flush=True)
 
 
 def start_server(peer: str, name: str, version: Any, project: Any, work: Path,

@@ -38,6 +38,22 @@ export namespace Nbmci {
     notebooks: INotebookRun[];
   }
 
+  export type ServabilityStatus = 'servable' | 'not servable' | 'checking' | 'unknown';
+
+  /**
+   * Whether a version loads from the store alone and reproduces its recorded outputs;
+   * `checking` while the check started at commit runs.
+   */
+  export interface IServability {
+    status: ServabilityStatus;
+    reason: string | null;
+    hint: string | null;
+    /** Where the verdict was reached: commit, ci, publish or check. */
+    where: string | null;
+    seconds: number | null;
+    checked_at: string | null;
+  }
+
   /** One version in `GET models/{name}`, newest first. */
   export interface IVersion {
     version: number;
@@ -48,6 +64,57 @@ export namespace Nbmci {
     metrics: Metrics;
     model: { class: string; format: string; trusted: boolean };
     ci: ICiRun | null;
+    /** Absent from servers older than servability checks. */
+    servability?: IServability;
+  }
+
+  export type ColumnType =
+    | 'float'
+    | 'integer'
+    | 'nullable_integer'
+    | 'boolean'
+    | 'string'
+    | 'category'
+    | 'datetime'
+    | 'timedelta'
+    | 'object';
+
+  /** One input column as training saw it. */
+  export interface ISchemaColumn {
+    name: string;
+    type: ColumnType | string;
+    dtype: string;
+    /** It had missing values in training. */
+    nullable: boolean;
+    categories?: unknown[];
+    ordered?: boolean;
+  }
+
+  /** `signature.schema` (`nbmci.schema/1`): the input's kind and its columns. */
+  export interface IInputSchema {
+    format: string;
+    kind: 'frame' | 'matrix' | 'series' | 'vector' | 'list' | string;
+    columns: ISchemaColumn[];
+  }
+
+  export interface IRecordedOutput {
+    type: string;
+    shape: number[];
+    values: unknown;
+  }
+
+  /** A version's signature; versions older than schemas have `inputs` only. */
+  export interface ISignature {
+    inputs?: { name: string; dtype: string }[];
+    schema?: IInputSchema;
+    outputs_recorded?: { [method: string]: IRecordedOutput };
+    [key: string]: unknown;
+  }
+
+  /** `GET models/{name}/versions/{n}`: one version with its signature and lineage. */
+  export interface IVersionDetail extends IVersion {
+    signature: ISignature;
+    lineage: { [key: string]: unknown };
   }
 
   /** `GET models/{name}`. */
@@ -102,6 +169,11 @@ export interface INbmciModel {
   publish(name: string, version: number): Promise<void>;
   rollback(name: string): Promise<void>;
   openReport(name: string, version: number, notebook: string): Promise<void>;
+  /** Whether a version's inputs are shown (its details are fetched when first shown). */
+  isInputsShown(name: string, version: number): boolean;
+  toggleInputs(name: string, version: number): void;
+  /** A version's details once fetched, or the error that fetching them ended in. */
+  versionDetail(name: string, version: number): Nbmci.IVersionDetail | Error | undefined;
   /** Poll the server while the panel is visible. */
   setActive(active: boolean): void;
 }
