@@ -7,6 +7,8 @@ import { INbmciModel, Nbmci } from './tokens';
 
 /** How often the panel re-reads the registry while it is visible. */
 const REFRESH_MS = 5000;
+/** How soon it re-reads while a shown version's servability is still being checked. */
+const CHECKING_MS = 1500;
 /** How often a running CI job is polled, and for how long at most. */
 const JOB_POLL_MS = 1000;
 const JOB_POLL_LIMIT = 3600;
@@ -79,12 +81,33 @@ export class NbmciModel implements INbmciModel {
 
   setActive(active: boolean): void {
     if (active && this._timer === null) {
-      void this._poll();
-      this._timer = window.setInterval(() => void this._poll(), REFRESH_MS);
+      this._schedule(0);
     } else if (!active && this._timer !== null) {
-      window.clearInterval(this._timer);
+      window.clearTimeout(this._timer);
       this._timer = null;
     }
+  }
+
+  isInputsShown(name: string, version: number): boolean {
+    return this._inputsShown.has(versionKey(name, version));
+  }
+
+  toggleInputs(name: string, version: number): void {
+    const key = versionKey(name, version);
+    if (this._inputsShown.delete(key)) {
+      this._changed.emit();
+      return;
+    }
+    this._inputsShown.add(key);
+    this._changed.emit();
+    const known = this._versionDetails.get(key);
+    if (known === undefined || known instanceof Error) {
+      void this._loadVersionDetail(name, version);
+    }
+  }
+
+  versionDetail(name: string, version: number): Nbmci.IVersionDetail | Error | undefined {
+    return this._versionDetails.get(versionKey(name, version));
   }
 
   async runCI(name: string, version: number): Promise<void> {
@@ -182,6 +205,27 @@ export class NbmciModel implements INbmciModel {
     }
   }
 
+  /**
+   * Poll after `delay`, then again every REFRESH_MS, or every CHECKING_MS while a shown
+   * version's servability is being checked. One timer; `setActive(false)` ends the chain.
+   */
+  private _schedule(delay: number): void {
+    const timer = window.setTimeout(async () => {
+      await this._poll();
+      if (this._timer === timer) {
+        this._schedule(this._isChecking() ? CHECKING_MS : REFRESH_MS);
+      }
+    }, delay);
+    this._timer = timer;
+  }
+
+  /** Whether an expanded model has a version whose servability check is still running. */
+  private _isChecking(): boolean {
+    return [...this._expanded].some(name =>
+      this._details.get(name)?.versions.some(v => v.servability?.status === 'checking')
+    );
+  }
+
   /** The periodic refresh: failures show in the panel, not as a stream of notifications. */
   private async _poll(): Promise<void> {
     if (this._polling || document.hidden) {
@@ -210,6 +254,11 @@ export class NbmciModel implements INbmciModel {
         this._details.delete(name);
       }
     }
+    for (const [key, detail] of [...this._versionDetails]) {
+      if (!(detail instanceof Error) && !names.has(detail.name)) {
+        this._versionDetails.delete(key);
+      }
+    }
     this._changed.emit();
     await Promise.all([...this._expanded].filter(n => names.has(n)).map(n => this._loadDetail(n)));
   }
@@ -217,7 +266,50 @@ export class NbmciModel implements INbmciModel {
   private async _loadDetail(name: string): Promise<void> {
     const detail = await requestAPI<Nbmci.IModel>(`models/${segment(name)}`);
     this._details.set(name, detail);
+    this._forgetReplacedVersions(detail);
     this._changed.emit();
+    if (!this._polling && this._timer !== null && this._isChecking()) {
+      // a check is running: look again soon rather than at the next regular poll
+      window.clearTimeout(this._timer);
+      this._schedule(CHECKING_MS);
+    }
+  }
+
+  /** Drop fetched version details that no longer match a listed version (name reused). */
+  private _forgetReplacedVersions(model: Nbmci.IModel): void {
+    const listed = new Map(model.versions.map(v => [v.version, v.created_at]));
+    for (const [key, detail] of [...this._versionDetails]) {
+      if (
+        !(detail instanceof Error) &&
+        detail.name === model.name &&
+        listed.get(detail.version) !== detail.created_at
+      ) {
+        this._versionDetails.delete(key);
+        this._inputsShown.delete(key);
+      }
+    }
+  }
+
+  /** `GET models/{name}/versions/{n}`: the signature, shown as the version's inputs. */
+  private async _loadVersionDetail(name: string, version: number): Promise<void> {
+    const key = versionKey(name, version);
+    if (this._loadingVersions.has(key)) {
+      return;
+    }
+    this._loadingVersions.add(key);
+    this._versionDetails.delete(key);
+    this._changed.emit();
+    try {
+      const detail = await requestAPI<Nbmci.IVersionDetail>(
+        `models/${segment(name)}/versions/${segment(version)}`
+      );
+      this._versionDetails.set(key, detail);
+    } catch (error) {
+      this._versionDetails.set(key, error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      this._loadingVersions.delete(key);
+      this._changed.emit();
+    }
   }
 
   private _changed = new Signal<INbmciModel, void>(this);
@@ -229,4 +321,12 @@ export class NbmciModel implements INbmciModel {
   private _details = new Map<string, Nbmci.IModel>();
   private _expanded = new Set<string>();
   private _busy = new Map<string, string>();
+  /** Keyed by `name@version`; an Error when the fetch failed (fetched again when shown). */
+  private _versionDetails = new Map<string, Nbmci.IVersionDetail | Error>();
+  private _loadingVersions = new Set<string>();
+  private _inputsShown = new Set<string>();
+}
+
+function versionKey(name: string, version: number): string {
+  return `${name}@${version}`;
 }
