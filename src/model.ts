@@ -9,6 +9,8 @@ import { INbmciModel, Nbmci } from './tokens';
 const REFRESH_MS = 5000;
 /** How soon it re-reads while a shown version's servability is still being checked. */
 const CHECKING_MS = 1500;
+/** A version committed this recently with no verdict yet is probably being checked. */
+const RECENT_COMMIT_MS = 60_000;
 /** How often a running CI job is polled, and for how long at most. */
 const JOB_POLL_MS = 1000;
 const JOB_POLL_LIMIT = 3600;
@@ -219,10 +221,21 @@ export class NbmciModel implements INbmciModel {
     this._timer = timer;
   }
 
-  /** Whether an expanded model has a version whose servability check is still running. */
+  /**
+   * Whether an expanded model has a version whose servability check may still be running:
+   * `checking`, or `unknown` and committed moments ago (a commit made in a kernel is checked
+   * in the kernel's process, and the server sees no verdict until it is recorded).
+   */
   private _isChecking(): boolean {
+    const now = Date.now();
     return [...this._expanded].some(name =>
-      this._details.get(name)?.versions.some(v => v.servability?.status === 'checking')
+      this._details.get(name)?.versions.some(v => {
+        const status = v.servability?.status;
+        return (
+          status === 'checking' ||
+          (status === 'unknown' && now - Date.parse(v.created_at) < RECENT_COMMIT_MS)
+        );
+      })
     );
   }
 

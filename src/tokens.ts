@@ -113,6 +113,7 @@ export namespace Nbmci {
 
   /** `GET models/{name}/versions/{n}`: one version with its signature and lineage. */
   export interface IVersionDetail extends IVersion {
+    name: string;
     signature: ISignature;
     lineage: { [key: string]: unknown };
   }

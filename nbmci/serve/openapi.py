@@ -82,14 +82,22 @@ def _binary(answer: dict[str, Any]) -> dict[str, Any]:
 
 _MAX_DIM = 2**53  # JSON numbers past this are not exact integers any more
 _TENSOR_VALUES = {"type": "array", "items": {},
-                  "description": "Numbers (null for missing), flat or nested as the shape."}
+                  "description": "Values (null for missing), flat or nested as the shape: "
+                                 "numbers, booleans, or strings for BYTES (text, categories, "
+                                 "ISO 8601 times and durations)."}
+_METHOD = {"type": "string", "description": "The output method: predict (default), "
+                                            "predict_proba or decision_function, as the "
+                                            "model's metadata lists them."}
 _CSV = {"type": "string", "pattern": "^[^\\r\\n]+\\n[^\\r]*$",
-        "description": "A header row of feature names, then rows of numbers (empty: missing)."}
+        "description": "A header row of column names, then rows of values (empty: missing)."}
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error", "type"], "properties": {
         "error": {"type": "string"}, "type": {"type": "string"},
         "hint": {"type": "string", "nullable": True},
-        "field": {"type": "string", "nullable": True}}},
+        "field": {"type": "string", "nullable": True},
+        "column": {"type": "string", "description": "The input column at fault."},
+        "row": {"type": "integer", "description": "Its row in the request."},
+        "value": {"description": "The value refused, as the request sent it."}}},
     "Live": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
     "Ready": {"type": "object", "required": ["ready"],
               "properties": {"ready": {"type": "boolean"}}},
@@ -117,7 +125,7 @@ _SCHEMAS: dict[str, Any] = {
                                                         "maximum": _MAX_DIM}},
                    "datatype": {"type": "string", "enum": [
                        "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
-                       "INT32", "INT64", "FP16", "FP32", "FP64"]},
+                       "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]},
                    "data": _TENSOR_VALUES,
                    "parameters": {"type": "object"}}},
     "InferRequest": {"type": "object", "required": ["inputs"], "properties": {
@@ -131,7 +139,8 @@ _SCHEMAS: dict[str, Any] = {
                                     "description": "Answer this output as binary data."}}}}}},
         "parameters": {"type": "object", "properties": {
             "binary_data_output": {"type": "boolean",
-                                   "description": "Answer every output as binary data."}}}}},
+                                   "description": "Answer every output as binary data."},
+            "method": _METHOD}}}},
     "OutputTensor": {"type": "object", "required": ["name", "shape", "datatype", "data"],
                      "properties": {
                          "name": {"type": "string"}, "datatype": {"type": "string"},
@@ -149,14 +158,18 @@ _SCHEMAS: dict[str, Any] = {
                 "dataframe_split": {"type": "object", "required": ["data"], "properties": {
                     "columns": {"type": "array", "items": {"type": "string"}},
                     "data": {"type": "array", "items": {"type": "array", "items": {
-                        "type": "number", "nullable": True}}}}}}},
+                        "nullable": True}}}}},
+                "params": _ref("MlflowParams")}},
             {"type": "object", "required": ["dataframe_records"], "properties": {
-                "dataframe_records": {"type": "array", "items": {"type": "object"}}}},
+                "dataframe_records": {"type": "array", "items": {"type": "object"}},
+                "params": _ref("MlflowParams")}},
             {"type": "object", "required": ["instances"], "properties": {
-                "instances": {"type": "array"}}},
+                "instances": {"type": "array"}, "params": _ref("MlflowParams")}},
             {"type": "object", "required": ["inputs"], "properties": {
-                "inputs": {"oneOf": [{"type": "array"}, {"type": "object"}]}}},
+                "inputs": {"oneOf": [{"type": "array"}, {"type": "object"}]},
+                "params": _ref("MlflowParams")}},
         ]},
+    "MlflowParams": {"type": "object", "properties": {"method": _METHOD}},
     "MlflowResponse": {"type": "object", "required": ["predictions"],
                        "properties": {"predictions": {"type": "array"}}},
     "RepositoryIndex": {"type": "array", "items": {

@@ -3,7 +3,8 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import React from 'react';
 
 import { INbmciModel, Nbmci } from '../tokens';
-import { AliasChips, CiBadge, KeyMetrics } from './chips';
+import { AliasChips, CiBadge, KeyMetrics, ServabilityChip } from './chips';
+import { VersionInputs } from './VersionInputs';
 
 export interface IVersionRowProps {
   model: INbmciModel;
@@ -13,16 +14,21 @@ export interface IVersionRowProps {
   trans: TranslationBundle;
 }
 
-/** One version: `vN`, message, CI badge, key metrics, aliases and its actions. */
+/**
+ * One version: `vN`, message, CI and servability chips, key metrics, aliases, its actions
+ * and, when toggled, its inputs.
+ */
 export function VersionRow(props: IVersionRowProps): JSX.Element {
   const { model, name, version, busy, trans } = props;
   const notebooks = version.ci?.notebooks ?? [];
   const isProduction = version.aliases.includes('production');
+  const inputsShown = model.isInputsShown(name, version.version);
   return (
     <li className="jp-nbmci-Version nbmci-version" data-ref={version.ref} data-version={version.version}>
       <div className="jp-nbmci-VersionHead">
         <span className="jp-nbmci-VersionNumber">v{version.version}</span>
         <CiBadge ci={version.ci} trans={trans} />
+        <ServabilityChip servability={version.servability} versionRef={version.ref} trans={trans} />
         <AliasChips aliases={version.aliases} />
         {!version.model.trusted && (
           <span className="jp-nbmci-Untrusted" title={trans.__('Stored with pickle: not trusted')}>
@@ -72,7 +78,22 @@ export function VersionRow(props: IVersionRowProps): JSX.Element {
             {notebooks.length === 1 ? trans.__('Report') : trans.__('Report %1', i + 1)}
           </button>
         ))}
+        <button
+          className="jp-nbmci-Button jp-nbmci-InputsToggle nbmci-inputs"
+          aria-expanded={inputsShown}
+          title={
+            inputsShown
+              ? trans.__('Hide the inputs of %1', version.ref)
+              : trans.__('Show the input columns %1 expects, with their types', version.ref)
+          }
+          onClick={() => model.toggleInputs(name, version.version)}
+        >
+          {trans.__('Inputs')}
+        </button>
       </div>
+      {inputsShown && (
+        <VersionInputs detail={model.versionDetail(name, version.version)} trans={trans} />
+      )}
     </li>
   );
 }

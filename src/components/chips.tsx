@@ -1,3 +1,5 @@
+import { Time } from '@jupyterlab/coreutils';
+import { TranslationBundle } from '@jupyterlab/translation';
 import React from 'react';
 
 import { Nbmci } from '../tokens';
@@ -38,6 +40,79 @@ export function CiBadge(props: {
       {label}
     </span>
   );
+}
+
+/**
+ * Whether a version can be served: `servable`, `not servable` (the reason and the hint in the
+ * tooltip), `checking…`, or a dim `?` when it was never checked. `data-status` is the status
+ * with a dash for the space.
+ */
+export function ServabilityChip(props: {
+  servability: Nbmci.IServability | undefined;
+  versionRef: string;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { trans } = props;
+  const s = props.servability ?? { status: 'unknown', reason: null, hint: null };
+  let label: string;
+  let lines: (string | null | undefined)[];
+  switch (s.status) {
+    case 'servable':
+      label = trans.__('servable');
+      lines = [
+        trans.__('Servable: it loads from the store alone and reproduces its recorded outputs.'),
+        checkedWhen(props.servability, trans)
+      ];
+      break;
+    case 'not servable':
+      label = trans.__('not servable');
+      lines = [
+        trans.__('Not servable: %1', s.reason ?? trans.__('no reason recorded')),
+        s.hint,
+        checkedWhen(props.servability, trans)
+      ];
+      break;
+    case 'checking':
+      label = trans.__('checking…');
+      lines = [trans.__('Checking that it loads and predicts in a fresh process…')];
+      break;
+    default:
+      label = '?';
+      lines = [
+        s.reason
+          ? trans.__('Servability unknown: %1', s.reason)
+          : trans.__('Servability unknown: not checked yet.'),
+        s.hint ?? trans.__('Check it with `nbmci check %1`.', props.versionRef)
+      ];
+  }
+  return (
+    <span
+      className="jp-nbmci-ServabilityChip nbmci-servability"
+      data-status={s.status.replace(' ', '-')}
+      title={lines.filter(Boolean).join('\n')}
+    >
+      {label}
+    </span>
+  );
+}
+
+function checkedWhen(s: Nbmci.IServability | undefined, trans: TranslationBundle): string | null {
+  if (!s?.checked_at) {
+    return null;
+  }
+  const where: { [where: string]: string } = {
+    commit: trans.__('after commit'),
+    ci: trans.__('by CI'),
+    publish: trans.__('at publish'),
+    check: trans.__('by `nbmci check`')
+  };
+  const seconds = s.seconds === null ? '' : trans.__(' (%1 s)', s.seconds.toFixed(1));
+  return trans.__(
+    'Checked %1 %2%3.',
+    (s.where && where[s.where]) ?? s.where ?? '',
+    Time.formatHuman(s.checked_at),
+    seconds
+  ).replace('  ', ' ');
 }
 
 /** Up to three numeric metrics, the CI run's first. */
