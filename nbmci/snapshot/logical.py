@@ -591,7 +591,7 @@ def column_for(name: str, values: Any, label: Any = None) -> Column:
 
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     dtype = series.dtype
-    nullable = bool(series.isna().any())
+    nullable = bool(series.hasnans)
     text = str(dtype)
     kind = getattr(dtype, "kind", "O")
     if isinstance(dtype, pd.CategoricalDtype):
@@ -613,8 +613,9 @@ def column_for(name: str, values: Any, label: Any = None) -> Column:
     if isinstance(dtype, pd.StringDtype) or kind in "OSU":
         inferred = pd.api.types.infer_dtype(series, skipna=True)
         if inferred in ("string", "empty") or kind in "SU":
-            marker = "none" if kind == "O" and any(v is None for v in series.tolist()) \
-                else "nan"
+            marker = "nan"
+            if kind == "O" and nullable:  # the first missing value says which marker it is
+                marker = "none" if series[series.isna()].iloc[0] is None else "nan"
             return Column(name, "string", "object" if kind in "SU" else text, nullable,
                           missing=marker, label=label, takes_missing=nullable)
     return Column(name, "object", text, nullable, label=label, takes_missing=nullable)
