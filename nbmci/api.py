@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbmci import _inputs, refs
+from nbmci._rows import TRUST_KEY, version_from_row
 from nbmci.config import Settings, load_settings
 from nbmci.errors import (
     ConflictError,
@@ -36,20 +37,15 @@ from nbmci.refs import Ref
 from nbmci.registry import Registry
 from nbmci.registry.queries import AliasMovedError, as_utc
 from nbmci.results import (
-    UNKNOWN,
     Checkout,
-    CIStatus,
-    DataInfo,
     Diff,
     FsckReport,
     GcReport,
-    ModelArtifact,
     ModelSummary,
     Publication,
     Stored,
     Version,
 )
-from nbmci.servability import KIND, from_row
 from nbmci.store import ObjectStore, open_store
 
 if TYPE_CHECKING:
@@ -59,7 +55,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PRODUCTION = "production"
-TRUST_KEY = "trust"  # lineage entry of a commit with trust=True: {"by": actor, "at": iso time}
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -169,7 +164,7 @@ class Project:
             signature, problem = snapshot.infer_signature(model, items, example)
             in_notebook = code.main_objects(model, blob.trusted_types)
             if in_notebook:
-                problem = _defined_in_notebook(in_notebook)
+                problem = code.notebook_problem(in_notebook)
             if bundle is not None:  # modules beside the notebook the model needs
                 kept = writer.put([bundle])
                 tally.add(kept.digest, kept.size, kept.written)
@@ -263,7 +258,7 @@ class Project:
         rows = self.registry.versions(name, [number])
         if not rows:
             raise VersionNotFoundError(f"{name}@{number}", name, None)
-        version = _version_from_row(rows[0])
+        version = version_from_row(rows[0])
         return self.checks.current(version) if "checks" in self.__dict__ else version
 
     def check(self, ref: str | Ref) -> Version:
@@ -279,7 +274,7 @@ class Project:
         refs.validate_name(name)
         if self.registry.model(name) is None:
             raise ModelNotFoundError(name, self.registry.model_names())
-        return [_version_from_row(r) for r in self.registry.versions(name)]
+        return [version_from_row(r) for r in self.registry.versions(name)]
 
     def models(self) -> list[ModelSummary]:
         """Every model in the registry with its latest version and aliases."""
@@ -453,57 +448,6 @@ def _with(version: Version, **changes: Any) -> Version:
     from dataclasses import replace
 
     return replace(version, **changes)
-
-
-def _version_from_row(row: Mapping[str, Any]) -> Version:
-    return Version(
-        name=row["name"],
-        version=row["number"],
-        created_at=as_utc(row["created_at"]),
-        message=row["message"],
-        author=row["author"],
-        model=ModelArtifact(row["model_class"], row["model_format"], row["model_digest"],
-                            row["model_size"], row["trusted"], list(row["trusted_types"]),
-                            _vouched_by(row["lineage"])),
-        data={
-            d["key"]: DataInfo(d["key"], d["digest"], d["kind"], d["rows"], d["nbytes"],
-                               d["schema"], d["stats"])
-            for d in row["datasets"]
-        },
-        params=row["params"],
-        metrics=row["metrics"],
-        signature=row["signature"],
-        lineage=row["lineage"],
-        aliases=list(row["aliases"]),
-        stored=Stored(**row["stored"]),
-        ci=_ci_from_row(row.get("ci")),
-        servability=from_row((row.get("checks") or {}).get(KIND)) or UNKNOWN,
-    )
-
-
-def _defined_in_notebook(names: list[str]) -> tuple[str, str]:
-    listed = ", ".join(f"`{n}`" for n in names[:5])
-    return (f"it needs {listed}, defined in the notebook itself (__main__), which no other "
-            "process can import",
-            f"Move {listed} into a module beside the notebook (say features.py), import it "
-            "from there, refit the model and commit it again.")
-
-
-def _vouched_by(lineage: Any) -> str | None:
-    trust = lineage.get(TRUST_KEY) if isinstance(lineage, Mapping) else None
-    if not isinstance(trust, Mapping):
-        return None
-    return str(trust.get("by") or "unknown")
-
-
-def _ci_from_row(run: Mapping[str, Any] | None) -> CIStatus | None:
-    if not run:
-        return None
-    notebooks = [{"notebook": n["notebook"], "status": n["status"], "cached": n["cached"],
-                  "output_digest": n["output_digest"], "error": n["error"],
-                  "duration": n["duration"]} for n in run["notebooks"]]
-    return CIStatus(run["status"], run["metrics"], run["gates"], as_utc(run["started_at"]),
-                    run["duration"], notebooks)
 
 
 # -- module-level API ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from nbmci._rows import KIND
 from nbmci.digest import canonical_json, hash_bytes
 from nbmci.results import Servability, Version
 
@@ -23,20 +24,7 @@ if TYPE_CHECKING:
     from nbmci.api import Project
 
 logger = logging.getLogger(__name__)
-KIND = "servable"  # the registry's check kind
 WAIT = 330.0  # seconds publish waits for a check started at commit
-
-
-def from_row(row: dict[str, Any] | None) -> Servability | None:
-    if not row:
-        return None
-    detail = row.get("detail") or {}
-    from nbmci.registry.queries import as_utc
-
-    checked = row.get("checked_at")
-    return Servability("servable" if row["passed"] else "not servable", detail.get("reason"),
-                       detail.get("hint"), detail.get("where"),
-                       as_utc(checked) if checked else None, detail.get("seconds"))
 
 
 class Checks:

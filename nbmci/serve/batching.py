@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nbmci.errors import FailedError, UnavailableError
-from nbmci.serve.host import LiveModel
+from nbmci.serve.live import LiveModel
 from nbmci.snapshot.schema import ColumnBatch
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from nbmci.errors import (
 )
 from nbmci.serve.batching import OverloadedError, PredictTimeoutError
 from nbmci.serve.guard import BodyTooLargeError
-from nbmci.serve.host import LiveModel
+from nbmci.serve.live import LiveModel
 from nbmci.serve.protocols import mlflow, v2
 from nbmci.serve.protocols.features import InvalidRequestError
 

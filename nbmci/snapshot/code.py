@@ -79,6 +79,15 @@ def main_objects(obj: Any, type_names: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
+def notebook_problem(names: list[str]) -> tuple[str, str]:
+    """Why a model needing ``names`` from ``__main__`` is not servable, and the fix."""
+    listed = ", ".join(f"`{n}`" for n in names[:5])
+    return (f"it needs {listed}, defined in the notebook itself (__main__), which no other "
+            "process can import",
+            f"Move {listed} into a module beside the notebook (say features.py), import it "
+            "from there, refit the model and commit it again.")
+
+
 def _installed_roots() -> list[Path]:
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"],
              *site.getsitepackages(), site.getusersitepackages()}

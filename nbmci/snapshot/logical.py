@@ -28,115 +28,17 @@ as the client wrote it; a missing value is refused unless ``Column.takes_missing
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from nbmci.errors import InputMismatchError
+from nbmci.snapshot.columns import Column, Where, column_for, is_missing, known_hint, show
 
 _NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
 _TRUE = frozenset({"true", "True", "TRUE", "1"})
 _FALSE = frozenset({"false", "False", "FALSE", "0"})
 _NUMBERS = frozenset({int, float})
-
-
-@dataclass(frozen=True)
-class Column:
-    """One input column: what training saw, and at serving what the model takes."""
-
-    name: str
-    type: str  # a key of TYPES
-    dtype: str  # the training dtype as pandas names it: float64, Int64, str, category, ...
-    nullable: bool = False  # had missing values in training
-    categories: tuple[Any, ...] | None = None  # category: in training order
-    ordered: bool = False
-    missing: str = "nan"  # object string columns: the training marker, "nan" or "none"
-    label: Any = None  # the DataFrame label when it is not the string ``name`` (e.g. 0)
-    # filled in for serving from the model: missing values it copes with, and the only
-    # values an encoder fit without handle_unknown="ignore" takes
-    takes_missing: bool = False
-    known: frozenset[Any] | None = field(default=None, compare=False)
-
-    @property
-    def logical(self) -> LogicalType:
-        return TYPES[self.type]
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "type": self.type, "dtype": self.dtype,
-                               "nullable": self.nullable}
-        if self.categories is not None:
-            out["categories"] = list(self.categories)
-            out["ordered"] = self.ordered
-        if self.missing != "nan":
-            out["missing"] = self.missing
-        if self.label is not None:
-            out["label"] = self.label
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Column:
-        kind = str(data.get("type", "object"))
-        categories = data.get("categories")
-        nullable = bool(data.get("nullable", False))
-        return cls(str(data["name"]), kind if kind in TYPES else "object",
-                   str(data.get("dtype", "object")), nullable,
-                   tuple(categories) if isinstance(categories, list) else None,
-                   bool(data.get("ordered", False)), str(data.get("missing", "nan")),
-                   data.get("label"), takes_missing=nullable)
-
-    def describe(self) -> str:
-        """One line for people: ``category (basic, pro; ordered), may be missing``."""
-        text = self.type.replace("_", " ")
-        if self.categories is not None:
-            shown = ", ".join(str(c) for c in self.categories[:8])
-            more = f", +{len(self.categories) - 8}" if len(self.categories) > 8 else ""
-            text += f" ({shown}{more}{'; ordered' if self.ordered else ''})"
-        elif self.type == "datetime":
-            zone = TYPES["datetime"].tz(self)  # type: ignore[attr-defined]
-            text += f" ({zone})" if zone else " (no time zone)"
-        if self.dtype not in ("float64", "int64", "category", "bool") and \
-                self.type not in ("datetime",):
-            text += f" [{self.dtype}]"
-        return text + (", may be missing" if self.nullable else "")
-
-    def serving(self, *, takes_missing: bool, known: frozenset[Any] | None) -> Column:
-        return replace(self, takes_missing=self.nullable or takes_missing, known=known)
-
-
-def show(value: Any) -> str:
-    """A value as the client wrote it: JSON for JSON values, quoted text for the rest."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=True)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (type(value) is float and math.isnan(value))
-
-
-@dataclass(frozen=True)
-class Where:
-    """Where decoded values sit in the request, for error messages."""
-
-    field: str
-    first_row: int = 0
-
-    def refuse(self, column: Column, row: int, value: Any, problem: str,
-               hint: str | None = None) -> InputMismatchError:
-        row += self.first_row
-        return InputMismatchError(
-            f"'{self.field}' row {row}, column '{column.name}': {show(value)} {problem}.",
-            field=self.field, column=column.name, row=row, value=value, hint=hint)
-
-    def missing(self, column: Column, row: int, value: Any = None) -> InputMismatchError:
-        return self.refuse(column, row, value, f"is missing; '{column.name}' had no missing "
-                           "values in training and the model cannot take them",
-                           hint="Send a value for every row of this column.")
 
 
 class LogicalType:
@@ -149,7 +51,7 @@ class LogicalType:
     def from_json(self, column: Column, values: list[Any], where: Where) -> np.ndarray:
         out = np.empty(len(values), dtype=object)
         for row, value in enumerate(values):
-            if _is_missing(value):
+            if is_missing(value):
                 if not column.takes_missing:
                     raise where.missing(column, row, value)
                 value = None
@@ -171,7 +73,7 @@ class LogicalType:
     def to_json(self, column: Column, values: Any) -> list[Any]:
         from nbmci.snapshot.jsonable import to_jsonable
 
-        return [None if _is_missing(v) else to_jsonable(v) for v in _values(values)]
+        return [None if is_missing(v) else to_jsonable(v) for v in _values(values)]
 
 
 def _values(values: Any) -> list[Any]:
@@ -272,7 +174,7 @@ class _Integer(_Float):
         return storage if column.dtype == "int64" else storage.astype(column.dtype)
 
     def to_json(self, column: Column, values: Any) -> list[Any]:
-        return [None if _is_missing(v) else int(v) for v in _values(values)]
+        return [None if is_missing(v) else int(v) for v in _values(values)]
 
 
 class _NullableInteger(_Integer):
@@ -341,7 +243,7 @@ class _Boolean(LogicalType):
         return pd.array(storage, dtype="boolean")
 
     def to_json(self, column: Column, values: Any) -> list[Any]:
-        return [None if _is_missing(v) else bool(v) for v in _values(values)]
+        return [None if is_missing(v) else bool(v) for v in _values(values)]
 
 
 class _String(LogicalType):
@@ -353,14 +255,14 @@ class _String(LogicalType):
             out[:] = values
             return out
         for row, value in enumerate(values):
-            if _is_missing(value):
+            if is_missing(value):
                 if not column.takes_missing:
                     raise where.missing(column, row, value)
             elif type(value) is not str:
                 raise where.refuse(column, row, value, f"is not a string; '{column.name}' "
                                    "takes strings", hint="Quote the value.")
         out = np.empty(len(values), dtype=object)
-        out[:] = [None if _is_missing(v) else v for v in values]
+        out[:] = [None if is_missing(v) else v for v in values]
         return out
 
     def from_text(self, column: Column, values: list[str], where: Where) -> np.ndarray:
@@ -402,7 +304,7 @@ class _Category(LogicalType):
         bools = any(type(c) is bool for c in codes)  # else true would match a category 1
         out = np.empty(len(values), dtype=np.int64)
         for row, value in enumerate(values):
-            if _is_missing(value):
+            if is_missing(value):
                 if not column.takes_missing:
                     raise where.missing(column, row, value)
                 out[row] = -1
@@ -433,7 +335,7 @@ class _Category(LogicalType):
     def to_json(self, column: Column, values: Any) -> list[Any]:
         from nbmci.snapshot.jsonable import to_jsonable
 
-        return [None if _is_missing(v) else to_jsonable(v) for v in _values(values)]
+        return [None if is_missing(v) else to_jsonable(v) for v in _values(values)]
 
 
 def _category_dtype(column: Column) -> Any:
@@ -442,30 +344,17 @@ def _category_dtype(column: Column) -> Any:
     return pd.CategoricalDtype(list(column.categories or ()), ordered=column.ordered)
 
 
-def known_hint(known: Any, limit: int = 10) -> str:
-    """``Known values: a, b, c (and 7 more).`` for an error's hint."""
-    values = sorted(known, key=str) if isinstance(known, frozenset | set) else list(known or ())
-    shown = ", ".join(show(v) for v in values[:limit])
-    more = f" (and {len(values) - limit} more)" if len(values) > limit else ""
-    return f"Known values: {shown}{more}."
-
-
 class _Datetime(LogicalType):
     name = "datetime"
-
-    def tz(self, column: Column) -> str | None:
-        inside = column.dtype.partition("[")[2].rstrip("]")
-        _, _, zone = inside.partition(",")
-        return zone.strip() or None
 
     def from_json(self, column: Column, values: list[Any], where: Where) -> np.ndarray:
         import pandas as pd
 
-        zone = self.tz(column)
+        zone = column.zone
         out = np.empty(len(values), dtype=np.int64)
         naive: list[int] = []  # rows without an offset, for a column with a zone
         for row, value in enumerate(values):
-            if _is_missing(value):
+            if is_missing(value):
                 if not column.takes_missing:
                     raise where.missing(column, row, value)
                 out[row] = _NAT
@@ -496,7 +385,7 @@ class _Datetime(LogicalType):
         import pandas as pd
 
         index = pd.DatetimeIndex(storage.view("M8[ns]"))
-        zone = self.tz(column)
+        zone = column.zone
         if zone is not None:
             index = index.tz_localize("UTC").tz_convert(zone)
         try:
@@ -535,7 +424,7 @@ class _Timedelta(LogicalType):
 
         out = np.empty(len(values), dtype=np.int64)
         for row, value in enumerate(values):
-            if _is_missing(value):
+            if is_missing(value):
                 if not column.takes_missing:
                     raise where.missing(column, row, value)
                 out[row] = _NAT
@@ -585,43 +474,5 @@ def v2_datatype(column: Column) -> str:
     return logical.v2
 
 
-def column_for(name: str, values: Any, label: Any = None) -> Column:
-    """The column a pandas Series or 1-D numpy array of training values makes."""
-    import pandas as pd
-
-    series = values if isinstance(values, pd.Series) else pd.Series(values)
-    dtype = series.dtype
-    nullable = bool(series.hasnans)
-    text = str(dtype)
-    kind = getattr(dtype, "kind", "O")
-    if isinstance(dtype, pd.CategoricalDtype):
-        categories = tuple(_category_values(dtype.categories))
-        return Column(name, "category", "category", nullable, categories,
-                      bool(dtype.ordered), label=label, takes_missing=nullable)
-    if isinstance(dtype, pd.DatetimeTZDtype) or kind == "M":
-        return Column(name, "datetime", text, nullable, label=label, takes_missing=nullable)
-    if kind == "m":
-        return Column(name, "timedelta", text, nullable, label=label, takes_missing=nullable)
-    if isinstance(dtype, pd.BooleanDtype) or kind == "b":
-        return Column(name, "boolean", text, nullable, label=label, takes_missing=nullable)
-    if kind in "iu":
-        masked = isinstance(dtype, pd.api.extensions.ExtensionDtype)
-        kind_name = "nullable_integer" if masked else "integer"
-        return Column(name, kind_name, text, nullable, label=label, takes_missing=nullable)
-    if kind == "f":
-        return Column(name, "float", text, nullable, label=label, takes_missing=nullable)
-    if isinstance(dtype, pd.StringDtype) or kind in "OSU":
-        inferred = pd.api.types.infer_dtype(series, skipna=True)
-        if inferred in ("string", "empty") or kind in "SU":
-            marker = "nan"
-            if kind == "O" and nullable:  # the first missing value says which marker it is
-                marker = "none" if series[series.isna()].iloc[0] is None else "nan"
-            return Column(name, "string", "object" if kind in "SU" else text, nullable,
-                          missing=marker, label=label, takes_missing=nullable)
-    return Column(name, "object", text, nullable, label=label, takes_missing=nullable)
-
-
-def _category_values(categories: Any) -> list[Any]:
-    from nbmci.snapshot.jsonable import to_jsonable
-
-    return [to_jsonable(c) for c in categories.tolist()]
+__all__ = ["NUMERIC", "TYPES", "Column", "LogicalType", "Where", "column_for", "known_hint",
+           "show", "v2_datatype"]

@@ -225,12 +225,12 @@ def decode_column(column: Column, values: Any, where: Where, how: str) -> np.nda
 
 def _check_known(column: Column, decoded: np.ndarray, values: Any, where: Where) -> None:
     """Refuse values outside ``column.known`` (an encoder's categories), missing ones aside."""
-    from nbmci.snapshot.logical import _is_missing, known_hint
+    from nbmci.snapshot.columns import is_missing, known_hint
 
     known = column.known
     assert known is not None
     for row, value in enumerate(decoded.tolist()):
-        if not _is_missing(value) and (isinstance(value, list | dict) or value not in known):
+        if not is_missing(value) and (isinstance(value, list | dict) or value not in known):
             raise where.refuse(column, row, _item(values, row),
                                f"is a value the model's encoder never saw for '{column.name}'",
                                hint=known_hint(known))

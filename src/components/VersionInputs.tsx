@@ -48,8 +48,11 @@ export function VersionInputs(props: IVersionInputsProps): JSX.Element {
     : (signature.inputs ?? []).map(input => ({
         name: input.name,
         type: input.dtype,
-        text: input.dtype === 'unknown' ? trans.__('type not recorded') : input.dtype,
-        title: trans.__('%1: dtype %2', input.name, input.dtype)
+        text: input.dtype === 'unknown' ? null : input.dtype,
+        title:
+          input.dtype === 'unknown'
+            ? trans.__('%1: type not recorded', input.name)
+            : trans.__('%1: dtype %2', input.name, input.dtype)
       }));
   return (
     <div className="jp-nbmci-VersionInputs" data-state="loaded" data-schema={schema ? 'yes' : 'no'}>
@@ -65,8 +68,12 @@ export function VersionInputs(props: IVersionInputsProps): JSX.Element {
               title={line.title}
             >
               <span className="jp-nbmci-InputName">{line.name}</span>
-              {' — '}
-              <span className="jp-nbmci-InputType">{line.text}</span>
+              {line.text !== null && (
+                <>
+                  {' — '}
+                  <span className="jp-nbmci-InputType">{line.text}</span>
+                </>
+              )}
             </li>
           ))}
           {lines.length > MAX_COLUMNS && (
@@ -84,7 +91,8 @@ export function VersionInputs(props: IVersionInputsProps): JSX.Element {
 interface IColumnLine {
   name: string;
   type: string;
-  text: string;
+  /** The type as people read it; null when it was not recorded. */
+  text: string | null;
   title: string;
 }
 

@@ -145,9 +145,10 @@ def test_relative_gate_against_production_and_cache_hits(
     assert ("cached", "clf@1") in events and ("started", "clf@1") not in events
 
 
-def test_identical_evaluation_is_not_run_twice(ci_project: Any, fitted: Any) -> None:
+def test_identical_evaluation_is_not_run_twice(ci_project: Any, fitted: Any,
+                                               iris: Any) -> None:
     project = ci_project({"evaluate.ipynb": notebook(RECORD_ACCURACY)})
-    project.commit(fitted, None, name="clf", metrics={"acc": 0.9})
+    project.commit(fitted, None, name="clf", metrics={"acc": 0.9}, example=iris[0].head())
     Runner(project, load_ci_config(project.settings)).run()
     started: list[str] = []
     runner = Runner(project, load_ci_config(project.settings),

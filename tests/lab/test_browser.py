@@ -176,6 +176,50 @@ def test_se10_hostile_registry_text_is_shown_as_text(page: Any,
     page.screenshot(path=str(artifact_dir(request.config) / "lab-sidebar-se10.png"))
 
 
+IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
+                "petal width (cm)"]
+
+
+def test_servability_chips_and_the_input_schema(page: Any,
+                                                request: pytest.FixtureRequest) -> None:
+    expand(page, "iris")
+    row = version(page, "iris@2")
+    chip = row.locator(".nbmci-servability")
+    # the verdict is recorded in the background; until then the chip says checking or "?"
+    expect(chip).to_have_attribute("data-status", "servable", timeout=30_000)
+    expect(chip).to_have_text("servable")
+    assert "reproduces its recorded outputs" in (chip.get_attribute("title") or "")
+
+    toggle = row.locator("button.nbmci-inputs")
+    toggle.click()
+    inputs = row.locator('.jp-nbmci-VersionInputs[data-state="loaded"]')
+    expect(inputs).to_have_attribute("data-schema", "yes", timeout=10_000)
+    expect(inputs.locator(".jp-nbmci-InputsHead")).to_have_text("Input: a DataFrame, 4 columns")
+    columns = inputs.locator(".nbmci-input")
+    expect(columns).to_have_text([f"{name} — float" for name in IRIS_COLUMNS])
+    assert [c.get_attribute("data-type") for c in columns.all()] == ["float"] * 4
+    expect(inputs.locator(".jp-nbmci-InputsOutputs")).to_contain_text("predict → integer")
+    assert toggle.get_attribute("aria-expanded") == "true"
+
+    # xss@1 was committed without data or example rows: refused at commit, with the reason
+    expand(page, "xss")
+    xss = version(page, "xss@1").locator(".nbmci-servability")
+    expect(xss).to_have_attribute("data-status", "not-servable", timeout=30_000)
+    expect(xss).to_have_text("not servable")
+    title = xss.get_attribute("title") or ""
+    assert "without example rows" in title and "example=X[:5]" in title
+    version(page, "xss@1").locator("button.nbmci-inputs").click()
+    xss_inputs = version(page, "xss@1").locator('.jp-nbmci-VersionInputs[data-state="loaded"]')
+    expect(xss_inputs).to_have_attribute("data-schema", "no")
+    expect(xss_inputs.locator(".nbmci-input")).to_have_text(IRIS_COLUMNS)  # no types known
+
+    page.screenshot(path=str(artifact_dir(request.config) / "lab-sidebar-inputs.png"))
+    toggle.click()
+    expect(row.locator(".jp-nbmci-VersionInputs")).to_have_count(0)
+    version(page, "xss@1").locator("button.nbmci-inputs").click()
+    assert page.errors == []
+
+
 def test_report_opens_the_executed_notebook(page: Any, request: pytest.FixtureRequest) -> None:
     expand(page, "iris")
     version(page, "iris@1").locator("button.nbmci-report").click()

@@ -149,7 +149,7 @@ def numeric_live(model: Any, features: tuple[str, ...], *, version: int = 1,
     """A ``LiveModel`` of a numeric model taking ``features``, for tests below the server."""
     from dataclasses import replace
 
-    from nbmci.serve.host import LiveModel
+    from nbmci.serve.live import LiveModel
     from nbmci.snapshot.schema import legacy_schema
 
     schema = legacy_schema({"inputs": [{"name": n} for n in features]})

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nbmci.serve.batching import MicroBatcher, OverloadedError, PredictFailedError
-from nbmci.serve.host import LiveModel
+from nbmci.serve.live import LiveModel
 from tests.serve.conftest import numeric_live
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbmci.serve.host import LiveModel
+from nbmci.serve.live import LiveModel
 from nbmci.serve.protocols.features import InputMismatchError, check_matrix
 from tests.serve.conftest import numeric_live
 

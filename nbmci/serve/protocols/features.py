@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nbmci.errors import InputMismatchError, InvalidInputError
-from nbmci.serve.host import LiveModel
+from nbmci.serve.live import LiveModel
 from nbmci.snapshot.logical import show
 from nbmci.snapshot.schema import ColumnBatch
 

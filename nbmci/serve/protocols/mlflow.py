@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nbmci.errors import InputMismatchError
-from nbmci.serve.host import LiveModel
+from nbmci.serve.live import LiveModel
 from nbmci.serve.protocols.features import (
     InvalidRequestError,
     Rows,

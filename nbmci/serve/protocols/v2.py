@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from nbmci.serve.host import LiveModel, Output
+from nbmci.serve.live import LiveModel, Output
 from nbmci.serve.protocols.features import (
     InputMismatchError,
     InvalidRequestError,
