@@ -76,6 +76,17 @@ class LogicalType:
         return [None if is_missing(v) else to_jsonable(v) for v in _values(values)]
 
 
+def _check_each(column: Column, values: list[Any], where: Where, fits: Any, problem: str,
+                hint: str | None = None) -> None:
+    """Refuse the first value that is missing where the column takes none, or does not fit."""
+    for row, value in enumerate(values):
+        if is_missing(value):
+            if not column.takes_missing:
+                raise where.missing(column, row, value)
+        elif not fits(value):
+            raise where.refuse(column, row, value, problem, hint=hint)
+
+
 def _values(values: Any) -> list[Any]:
     """Python values of an array, Series or list, with pandas' missing markers as ``None``."""
     import pandas as pd
@@ -94,13 +105,8 @@ class _Float(LogicalType):
     def from_json(self, column: Column, values: list[Any], where: Where) -> np.ndarray:
         if set(map(type, values)) <= _NUMBERS:
             return self._checked(column, np.asarray(values, dtype=np.float64), values, where)
-        for row, value in enumerate(values):
-            if value is None:
-                if not column.takes_missing:
-                    raise where.missing(column, row)
-            elif type(value) not in _NUMBERS:
-                raise where.refuse(column, row, value, f"is not a number; '{column.name}' "
-                                   "takes numbers")
+        _check_each(column, values, where, lambda v: type(v) in _NUMBERS,
+                    f"is not a number; '{column.name}' takes numbers")
         array = np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
         return self._checked(column, array, values, where)
 
@@ -206,13 +212,8 @@ class _Boolean(LogicalType):
     def from_json(self, column: Column, values: list[Any], where: Where) -> np.ndarray:
         if set(map(type, values)) == {bool}:
             return np.asarray(values, dtype=bool)
-        for row, value in enumerate(values):
-            if value is None:
-                if not column.takes_missing:
-                    raise where.missing(column, row)
-            elif type(value) is not bool:
-                raise where.refuse(column, row, value, f"is not true or false; "
-                                   f"'{column.name}' takes booleans")
+        _check_each(column, values, where, lambda v: type(v) is bool,
+                    f"is not true or false; '{column.name}' takes booleans")
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out
@@ -254,13 +255,8 @@ class _String(LogicalType):
             out = np.empty(len(values), dtype=object)
             out[:] = values
             return out
-        for row, value in enumerate(values):
-            if is_missing(value):
-                if not column.takes_missing:
-                    raise where.missing(column, row, value)
-            elif type(value) is not str:
-                raise where.refuse(column, row, value, f"is not a string; '{column.name}' "
-                                   "takes strings", hint="Quote the value.")
+        _check_each(column, values, where, lambda v: type(v) is str,
+                    f"is not a string; '{column.name}' takes strings", hint="Quote the value.")
         out = np.empty(len(values), dtype=object)
         out[:] = [None if is_missing(v) else v for v in values]
         return out

@@ -39,12 +39,13 @@ def test_the_example_runs_under_papermill_and_versions_twice(
     project = Project(load_settings(root))
     second, first = project.versions("clf")
     project.close()
-    assert (first.params["n_estimators"], second.params["n_estimators"]) == (20, 100)
+    assert (first.params["randomforestclassifier__n_estimators"],
+            second.params["randomforestclassifier__n_estimators"]) == (20, 100)
     assert first.data["X_train"].digest == second.data["X_train"].digest
     assert second.stored.dedup_bytes >= first.data["X_train"].nbytes
     for version in (first, second):
         assert version.lineage["notebook"] == str(NOTEBOOK)
-        assert any("load_breast_cancer" in cell for cell in version.lineage["cells"])
+        assert any("tumours()" in cell for cell in version.lineage["cells"])
     assert 0.9 < first.metrics["accuracy"] < second.metrics["accuracy"] <= 1
 
     outputs = {c.source: c.outputs for c in executed.cells if c.cell_type == "code"}
@@ -53,6 +54,6 @@ def test_the_example_runs_under_papermill_and_versions_twice(
     diff, = outputs["%mci_diff {first.ref} {second.ref}"]
     changed = [line.split() for line in diff.data["text/plain"].splitlines()
                if line.startswith("~ ")]
-    assert ["~", "n_estimators", "20", "100"] in changed
+    assert ["~", "randomforestclassifier__n_estimators", "20", "100"] in changed
     assert ["~", "accuracy"] in [row[:2] for row in changed]
     assert executed.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
