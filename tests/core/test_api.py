@@ -244,6 +244,9 @@ def test_diff_reports_params_metrics_and_data(project: Project, iris: Any) -> No
         ({"data": {"X": np.array([object(), 1])}}, UnsupportedDataError),
         ({"data": {"X": pd.DataFrame({"a": [1, "x"]})}}, UnsupportedDataError),
         ({"data": {"X": pd.DataFrame([[1, 2]], columns=["a", "a"])}}, UnsupportedDataError),
+        ({"example": {"a": 1}}, UnsupportedDataError),
+        ({"example": []}, UnsupportedDataError),
+        ({"example": pd.DataFrame({"a": []})}, InvalidInputError),
     ],
 )
 def test_bad_commit_input_is_refused_and_nothing_is_written(
@@ -324,3 +327,35 @@ def test_warnings_do_not_leak_from_trusted_commits(project: Project, fitted: Any
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         project.commit(fitted, None, name="clf", example=iris[0].head())
+
+
+def test_diff_shows_schema_changes(project: Project) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    def fitted_on(frame: pd.DataFrame) -> Any:
+        return make_pipeline(ColumnTransformer(
+            [("c", OneHotEncoder(handle_unknown="ignore"), ["plan"])], remainder="passthrough"),
+            HistGradientBoostingClassifier(max_iter=5)).fit(frame, [0, 1] * (len(frame) // 2))
+
+    before = pd.DataFrame({"plan": pd.Categorical(["a", "b"] * 4), "x": np.arange(8.0)})
+    after = before.assign(plan=pd.Categorical(["a", "b", "c", "a"] * 2),
+                          x=before["x"].where(before["x"] > 1))  # now with missing values
+    a = project.commit(fitted_on(before), {"X": before}, name="m")
+    b = project.commit(fitted_on(after), {"X": after}, name="m")
+    changes = {c.key: (c.a, c.b) for c in project.diff(a.ref, b.ref).signature
+               if c.status == "changed"}
+    assert changes == {"input plan": ("category (a, b)", "category (a, b, c)"),
+                       "input x": ("float", "float, may be missing")}
+
+
+def test_example_rows_the_model_cannot_take_make_it_not_servable(project: Project,
+                                                                 fitted: Any) -> None:
+    from nbmci.errors import NotServableWarning
+
+    with pytest.warns(NotServableWarning, match="its example rows are not rows it takes|fails"):
+        version = project.commit(fitted, None, name="clf",
+                                 example=pd.DataFrame({"other": [1.0]}))
+    assert version.servability.status == "not servable"

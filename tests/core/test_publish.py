@@ -111,3 +111,23 @@ def test_a_rollback_checked_against_a_moved_alias_moves_nothing(three: Project) 
         three.registry.roll_back_alias("clf", "production", "test", expect=stale)
     assert three.show("clf@production").version == 3
     assert three.rollback("clf").version == 2  # the API checks the new target and moves
+
+
+def test_a_version_whose_check_never_recorded_is_checked_at_publish(project: Project,
+                                                                    iris: Any) -> None:
+    """A commit whose background check was lost (the kernel died first) is checked when it
+    is published, in a fresh process, and the verdict is recorded."""
+    from sklearn.linear_model import LogisticRegression
+
+    committed = project.commit(LogisticRegression(max_iter=500).fit(*iris), None, name="clf",
+                               example=iris[0].head())
+    project.checks.wait(committed)
+    row = project.registry.versions("clf")[0]
+    copy = {k: row[k] for k in ("message", "author", "model_digest", "model_format",
+                                "model_class", "model_size", "trusted", "trusted_types",
+                                "params", "metrics", "signature", "lineage", "stored")}
+    number = project.registry.add_version("lost", copy, [], [row["model_digest"]], actor="x")
+    assert project.show(f"lost@{number}").servability.status == "unknown"
+    project.publish(f"lost@{number}", force=True)
+    verdict = project.show(f"lost@{number}").servability
+    assert (verdict.status, verdict.where) == ("servable", "publish")

@@ -333,3 +333,18 @@ def test_fsck_finds_versions_that_do_not_record_their_objects(project: Project,
             version_objects.c.digest == version.model.digest))
     report = project.fsck()
     assert [(p.kind, p.subject) for p in report.problems] == [("incomplete", "m@1")]
+
+
+@pytest.mark.parametrize("name", ["../escape.py", "/abs.py", "a/../../b.py", "x\\..\\y.py",
+                                  "notes.txt"])
+def test_bi02_a_code_bundle_naming_a_path_outside_itself_writes_nothing(
+        tmp_path: Path, name: str) -> None:
+    from nbmci.errors import IntegrityError
+    from nbmci.snapshot import code
+
+    hostile = canonical_json({"format": code.FORMAT, "modules": ["escape"],
+                              "files": {name: "import os\n"}})
+    before = set(tmp_path.parent.iterdir())
+    with pytest.raises(IntegrityError, match=r"outside itself|nothing was written"):
+        code.unpack(hostile, "blake3:" + "0" * 64)
+    assert set(tmp_path.parent.iterdir()) == before
