@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -61,11 +62,11 @@ class InputSchema:
     columns: tuple[Column, ...]
     series_name: Any = None  # kind "series": the training Series' name
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    @property
+    @cached_property
     def is_numeric(self) -> bool:
         """A float matrix carries every column exactly (the serving fast path)."""
         return self.kind in ("frame", "matrix") and all(c.type in NUMERIC
