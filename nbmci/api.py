@@ -379,6 +379,14 @@ class Project:
 
     def rollback(self, name: str) -> Publication:
         """Move ``production`` of ``name`` back to the version it pointed at before."""
+        if isinstance(name, str) and "@" in name:  # ``rollback wine@1``: they mean publish
+            ref = Ref.parse(name)
+            chosen = ref if ref.version is not None else f"{ref.name}@VERSION"
+            raise InvalidInputError(
+                f"Roll back takes a model name, not {name[:80]!r}: it moves "
+                f"{ref.name}@production back to the version it pointed at before.",
+                hint=f"To roll back, run `nbmci rollback {ref.name}`; to make a chosen "
+                     f"version production, run `nbmci publish {chosen}`.")
         refs.validate_name(name)
         if self.registry.model(name) is None:
             raise ModelNotFoundError(name, self.registry.model_names())
@@ -396,8 +404,8 @@ class Project:
         target = self.registry.rollback_target(name, PRODUCTION)
         if target is None:
             raise ConflictError(f"'{name}' has no earlier production version to roll back to.",
-                                hint=f"See `nbmci log {name}`; publish one with "
-                                     "`nbmci publish NAME@N`.")
+                                hint=f"See `nbmci log {name}`; make a version production with "
+                                     f"`nbmci publish {name}@VERSION`.")
         self._check_model_whole(self.show(Ref(name, target[1])), "roll back to")
         self.registry.roll_back_alias(name, PRODUCTION, actor(), expect=target)
         return Publication(name, PRODUCTION, target[0], target[1], False, rolled_back=True)

@@ -239,8 +239,8 @@ def diff(a: str, b: str, as_json: bool) -> None:
             table.add_column(column, overflow="fold")
         for c in shown:
             style = styles[c.status]
-            table.add_row(_escape(c.key), _escape(_fmt(c.a) if c.a is not None else ""),
-                          _escape(_fmt(c.b) if c.b is not None else ""),
+            table.add_row(_escape(c.key), _escape(_fmt(c.a) if c.status != "added" else ""),
+                          _escape(_fmt(c.b) if c.status != "removed" else ""),
                           f"[{style}]{c.status}[/{style}]", style=None if c.status != "same"
                           else "dim")
         console.print(table)

@@ -31,6 +31,13 @@ from typing import Any
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 
+def listed(items: Any, limit: int = 20) -> str:
+    """``a, b, c and 7 more``: names for a message, all of them or a count of the rest."""
+    names = [str(i) for i in items]
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def redact_url(url: str) -> str:
     """Hide credentials in a URL before it goes into a message or a log line."""
     return _USERINFO.sub(r"\g<scheme>***@", url)
@@ -129,9 +136,9 @@ class InputMismatchError(InvalidInputError):
 
 class ModelNotFoundError(NotFoundError):
     def __init__(self, name: str, known: list[str] | None = None) -> None:
-        listed = f" Known models: {', '.join(known[:10])}." if known else ""
+        known_models = f" Known models: {listed(known)}." if known else ""
         super().__init__(
-            f"Model '{name}' not found.{listed}", hint="List models with `nbmci models`."
+            f"Model '{name}' not found.{known_models}", hint="List models with `nbmci models`."
         )
         self.name = name
 

@@ -21,15 +21,14 @@ MAX_STRING = 10_000
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
 
-def record(name: str, value: Any) -> dict[str, Any]:
+def record(name: str, value: Any) -> None:
     """Record a number, a string or a small table for CI (gates read numbers).
 
     Args:
         name: what the value is, e.g. ``"accuracy"``; gates refer to it by this name.
         value: an int or float (finite), a string, or a DataFrame (up to 1000 rows).
 
-    Returns:
-        The record as stored: ``{"name", "kind", "value"}``.
+    Returns nothing, so a cell ending in ``record(...)`` shows only the recorded line.
 
     Raises:
         InvalidInputError: a bad name, a non-finite number, a huge table or another type.
@@ -44,7 +43,6 @@ def record(name: str, value: Any) -> dict[str, Any]:
     if shell is not None:
         text = f"{name} = {value!r}" if payload["kind"] != "table" else f"{name}: table"
         shell.display_pub.publish(data={MIME: payload, "text/plain": text}, metadata={})
-    return payload
 
 
 def _encode(name: str, value: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 from IPython.display import DisplayHandle, display
 
+from nbmci.errors import listed
 from nbmci.jupyter import render
 from nbmci.jupyter.markup import FONT, Html, Table, table_html, tag, to_html, to_text
 from nbmci.jupyter.status import Status
@@ -237,9 +238,8 @@ class CIProgress(_Fallback, widgets.VBox):
     def _refresh(self) -> None:
         cached = f", {self._cached} from the cache" if self._cached else ""
         running = list(self._running.values())
-        now = f" · running {', '.join(running[:3])}" if running else ""
-        more = f" and {len(running) - 3} more" if len(running) > 3 else ""
-        text = self._note or f"{self._done} of {self.total} notebook runs done{cached}{now}{more}"
+        now = f" · running {listed(running, 3)}" if running else ""
+        text = self._note or f"{self._done} of {self.total} notebook runs done{cached}{now}"
         self.bar.value = min(self._done, self.bar.max)
         self.label.value = text
         self._fallback = (tag("div", f"nbmci ci: {text}", style=FONT), f"nbmci ci: {text}")

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nbmci.errors import IntegrityError, UnsupportedDataError
+from nbmci.errors import IntegrityError, UnsupportedDataError, listed
 
 FORMAT = "nbmci.code/1"
 MAX_BYTES = 4 * 1024 * 1024  # a bundle larger than this is a project, not a helper module
@@ -81,10 +81,10 @@ def main_objects(obj: Any, type_names: Iterable[str]) -> list[str]:
 
 def notebook_problem(names: list[str]) -> tuple[str, str]:
     """Why a model needing ``names`` from ``__main__`` is not servable, and the fix."""
-    listed = ", ".join(f"`{n}`" for n in names[:5])
-    return (f"it needs {listed}, defined in the notebook itself (__main__), which no other "
+    needed = listed([f"`{n}`" for n in names], 5)
+    return (f"it needs {needed}, defined in the notebook itself (__main__), which no other "
             "process can import",
-            f"Move {listed} into a module beside the notebook (say features.py), import it "
+            f"Move {needed} into a module beside the notebook (say features.py), import it "
             "from there, refit the model and commit it again.")
 
 

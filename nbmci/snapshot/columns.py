@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from nbmci.errors import InputMismatchError
+from nbmci.errors import InputMismatchError, listed
 
 if TYPE_CHECKING:
     from nbmci.snapshot.logical import LogicalType
@@ -75,9 +75,7 @@ class Column:
         """One line for people: ``category (basic, pro; ordered), may be missing``."""
         text = self.type.replace("_", " ")
         if self.categories is not None:
-            shown = ", ".join(str(c) for c in self.categories[:8])
-            more = f", +{len(self.categories) - 8}" if len(self.categories) > 8 else ""
-            text += f" ({shown}{more}{'; ordered' if self.ordered else ''})"
+            text += f" ({listed(self.categories, 8)}{'; ordered' if self.ordered else ''})"
         elif self.type == "datetime":
             zone = self.zone
             text += f" ({zone})" if zone else " (no time zone)"
@@ -126,9 +124,7 @@ class Where:
 def known_hint(known: Any, limit: int = 10) -> str:
     """``Known values: a, b, c (and 7 more).`` for an error's hint."""
     values = sorted(known, key=str) if isinstance(known, frozenset | set) else list(known or ())
-    shown = ", ".join(show(v) for v in values[:limit])
-    more = f" (and {len(values) - limit} more)" if len(values) > limit else ""
-    return f"Known values: {shown}{more}."
+    return f"Known values: {listed([show(v) for v in values], limit)}."
 
 
 def column_for(name: str, values: Any, label: Any = None) -> Column:

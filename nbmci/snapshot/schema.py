@@ -27,13 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from nbmci.errors import InputMismatchError, InvalidInputError
+from nbmci.errors import InputMismatchError, InvalidInputError, listed
 from nbmci.snapshot.logical import NUMERIC, TYPES, Column, Where, column_for
 
 FORMAT = "nbmci.schema/1"
 KINDS = ("frame", "matrix", "series", "vector", "list")
 ONE_D = frozenset({"series", "vector", "list"})
-_LISTED = 20  # column names listed in an error before "and N more"
 
 
 @dataclass(frozen=True)
@@ -115,15 +114,15 @@ class InputSchema:
             return [position[n] for n in self.names]
         parts = []
         if missing:
-            parts.append(f"missing {_listed(missing)}")
+            parts.append(f"missing {listed(missing)}")
         if extra:
-            parts.append(f"unknown {_listed(extra)}")
+            parts.append(f"unknown {listed(extra)}")
         if repeated:
             parts.append("repeated names")
         raise InputMismatchError(
             f"'{field}' columns do not match the model's inputs: {'; '.join(parts)}.",
             field=field, hint=f"The model takes {len(self.names)} columns: "
-                              f"{_listed(list(self.names))}.")
+                              f"{listed(list(self.names))}.")
 
     def decode_columns(self, values: Sequence[Sequence[Any]], field: str, *,
                        text: bool = False) -> ColumnBatch:
@@ -152,7 +151,7 @@ class InputSchema:
                 size = len(row) if isinstance(row, list | tuple) else "not a list of"
                 raise InputMismatchError(
                     f"'{field}' row {index} has {size} values; the model takes {width}: "
-                    f"{_listed(list(names or self.names))}.", field=field, row=index)
+                    f"{listed(list(names or self.names))}.", field=field, row=index)
         columns = list(zip(*rows, strict=True)) if rows else []
         if order is not None:
             columns = [columns[i] for i in order]
@@ -240,11 +239,6 @@ def _check_known(column: Column, decoded: np.ndarray, values: Any, where: Where)
 def _item(values: Any, row: int) -> Any:
     value = values[row]
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _listed(names: list[str]) -> str:
-    shown = ", ".join(names[:_LISTED])
-    return shown + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
 
 
 def _column_values(schema: InputSchema, value: Any) -> list[Any]:

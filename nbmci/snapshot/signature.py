@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbmci.errors import listed
 from nbmci.snapshot.jsonable import to_jsonable
 from nbmci.snapshot.schema import InputSchema, infer_schema, rows_of
 
@@ -130,5 +131,5 @@ def _example_mismatch(schema: InputSchema, exc: Exception) -> Exception:
     from nbmci.errors import InvalidInputError
 
     return InvalidInputError(
-        f"The example rows do not have the model's inputs ({', '.join(schema.names[:10])}): "
+        f"The example rows do not have the model's inputs ({listed(schema.names)}): "
         f"{exc}.", hint="Pass rows shaped like the training input, e.g. example=X_train[:5].")

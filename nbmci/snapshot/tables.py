@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from nbmci.digest import canonical_json, hash_buffers, is_digest
-from nbmci.errors import IntegrityError, UnsupportedDataError
+from nbmci.errors import IntegrityError, UnsupportedDataError, listed
 from nbmci.snapshot import arrays, chunking, codec, stats
 from nbmci.snapshot.memo import DatasetMemo, Remembered, fingerprint
 from nbmci.store.objects import ObjectStore, ObjectWriter
@@ -85,7 +85,7 @@ def _to_table(value: Any) -> tuple[str, pa.Table, dict[str, Any]]:
         if not value.columns.is_unique:
             dupes = sorted({str(c) for c in value.columns[value.columns.duplicated()]})
             raise UnsupportedDataError(
-                f"The DataFrame has duplicate column names: {', '.join(dupes[:5])}.",
+                f"The DataFrame has duplicate column names: {listed(dupes)}.",
                 hint="Rename the columns so each name appears once.",
             )
     else:

@@ -72,6 +72,19 @@ def test_show_and_diff_and_models_json(committed: Project,
     assert json.loads(out)[0]["latest"] == 2
 
 
+def test_diff_shows_a_none_parameter_as_none(in_project: Project, iris: Any,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris
+    for weights in (None, "balanced"):
+        in_project.commit(LogisticRegression(class_weight=weights, max_iter=500).fit(X, y),
+                          {"X_train": X, "y_train": y}, name="clf")
+    code, out, _ = run(capsys, "diff", "clf@1", "clf@2")
+    row = next(line for line in out.splitlines() if "class_weight" in line)
+    assert code == 0 and row.split("│")[2].strip() == "None" and "balanced" in row
+
+
 def test_checkout_fsck_gc(committed: Project, capsys: pytest.CaptureFixture[str],
                           tmp_path: Path) -> None:
     code, out, _ = run(capsys, "checkout", "clf@1", "--out", str(tmp_path / "co"))
@@ -94,6 +107,7 @@ def test_checkout_fsck_gc(committed: Project, capsys: pytest.CaptureFixture[str]
         (["bogus"], 2, "No such command"),
         (["log", "clf", "--limit", "0"], 2, "0"),
         (["checkout", "clf@1"], 2, "--out"),
+        (["rollback", "clf@1"], 2, "Roll back takes a model name"),
     ],
 )
 def test_errors_are_one_line_with_exit_codes(committed: Project,

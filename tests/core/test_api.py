@@ -359,3 +359,12 @@ def test_example_rows_the_model_cannot_take_make_it_not_servable(project: Projec
         version = project.commit(fitted, None, name="clf",
                                  example=pd.DataFrame({"other": [1.0]}))
     assert version.servability.status == "not servable"
+
+
+def test_long_name_lists_end_with_a_count_not_a_silent_cut() -> None:
+    from nbmci.errors import ModelNotFoundError
+
+    few = ModelNotFoundError("nope", [f"m{i}" for i in range(12)]).message
+    assert "m0" in few and "m11" in few and "more" not in few
+    many = ModelNotFoundError("nope", [f"m{i}" for i in range(25)]).message
+    assert "m19 and 5 more." in many and "m20" not in many

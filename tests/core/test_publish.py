@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from nbmci.api import Project
-from nbmci.errors import ConflictError, ModelNotFoundError
+from nbmci.errors import ConflictError, InvalidInputError, ModelNotFoundError
 
 
 def _ci(project: Project, ref: str, status: str) -> None:
@@ -63,8 +63,20 @@ def test_rollback_walks_back_through_publish_history(three: Project) -> None:
 def test_rollback_errors(three: Project) -> None:
     with pytest.raises(ModelNotFoundError):
         three.rollback("nope")
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match="no earlier production version") as nothing:
         three.rollback("clf")
+    assert "nbmci publish clf@VERSION" in (nothing.value.hint or "")
+
+
+def test_rollback_of_a_version_says_what_rollback_means(three: Project) -> None:
+    three.publish("clf@2", force=True)
+    with pytest.raises(InvalidInputError, match="takes a model name") as meant:
+        three.rollback("clf@1")
+    assert "`nbmci rollback clf`" in meant.value.hint and "`nbmci publish clf@1`" in \
+        meant.value.hint
+    with pytest.raises(InvalidInputError, match="takes a model name"):
+        three.rollback("clf@production")
+    assert three.show("clf@production").version == 2  # nothing moved
 
 
 def _damage(project: Project, ref: str, data: bytes | None) -> None:

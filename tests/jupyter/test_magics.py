@@ -253,3 +253,9 @@ def test_views_render_without_a_widget_manager(kernel: Kernel) -> None:
     for bundle in bundles:
         assert {WIDGET_VIEW, "text/html", "text/plain"} <= set(bundle)
         assert "<script" not in bundle["text/html"]
+
+
+def test_record_shows_its_line_and_echoes_nothing(kernel: Kernel) -> None:
+    cell, = kernel.run("import nbmci\nnbmci.record('accuracy', 0.91)")
+    shown = only_display(cell)  # no Out[] echo of a returned dict under the cell
+    assert shown["data"]["text/plain"] == "accuracy = 0.91"

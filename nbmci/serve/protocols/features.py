@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nbmci.errors import InputMismatchError, InvalidInputError
+from nbmci.errors import InputMismatchError, InvalidInputError, listed
 from nbmci.serve.live import LiveModel
 from nbmci.snapshot.logical import show
 from nbmci.snapshot.schema import ColumnBatch
@@ -75,7 +75,7 @@ def check_matrix(live: LiveModel, matrix: np.ndarray, field: str) -> np.ndarray:
     if width != len(live.features):
         raise InputMismatchError(
             f"'{field}' rows have {width} values; {live.ref} takes {len(live.features)} "
-            f"features: {', '.join(live.features)}.", field=field)
+            f"features: {listed(live.features)}.", field=field)
     finite = np.isfinite(matrix)
     if np.count_nonzero(finite) == finite.size:  # half the cost of ``finite.all()``
         return matrix
