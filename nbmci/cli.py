@@ -366,9 +366,12 @@ def gc(grace: str | None, dry_run: bool, as_json: bool) -> None:
 @click.option("--summary", type=click.Path(dir_okay=False),
               help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")
 @click.option("--shard", help="Run slice I of N (e.g. 2/4) for a CI job matrix.")
+@click.option("--kernel", metavar="NAME",
+              help="Run every notebook on this installed kernel (default: ci.kernel, else "
+                   "this Python).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def ci(refs: tuple[str, ...], jobs: int | None, junit: str | None, summary: str | None,
-       shard: str | None, as_json: bool) -> None:
+       shard: str | None, kernel: str | None, as_json: bool) -> None:
     """Run the evaluation notebooks against REFS (default: versions with no CI result yet).
 
     Exits 0 only when every version passed its gates.
@@ -378,10 +381,10 @@ def ci(refs: tuple[str, ...], jobs: int | None, junit: str | None, summary: str 
     from nbmci.ci.runner import Runner, parse_shard
 
     project = _api().project()
-    config = load_ci_config(project.settings)
+    config = load_ci_config(project.settings, kernel=kernel)
     slice_ = parse_shard(shard)
     console = _console(stderr=as_json)
-    with _ci_progress(console) as listener:
+    with _ci_progress(console) as listener, _terminate_as_interrupt():
         runner = Runner(project, config, jobs=jobs, listener=listener)
         result = runner.run(list(refs) or None, slice_)
     if junit:
@@ -394,6 +397,30 @@ def ci(refs: tuple[str, ...], jobs: int | None, junit: str | None, summary: str 
         _print_ci(console, result)
     if not result.ok:
         sys.exit(EXIT_FAILED)
+
+
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM (a CI system cancelling the job) stops ``nbmci ci`` as Ctrl-C does: kernels
+    shut down and temporary files removed, instead of dying with orphans left behind."""
+    import contextlib
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def handler() -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return handler()
 
 
 def _ci_progress(console: Any) -> Any:
@@ -435,9 +462,11 @@ def _print_ci(console: Any, result: Any) -> None:
         table.add_column(column, overflow="fold")
     for o in result.outcomes:
         metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(o.metrics.items()))
-        notes = [f"{'✓' if g.ok else '✗'} {g.metric} {g.expression}: {g.detail}" for g in o.gates]
-        notes += [f"{n.notebook}: {(n.error or {}).get('reason')}" for n in o.notebooks
-                  if n.status == "error"]
+        notes = [f"{n.notebook}: {(n.error or {}).get('reason')}" for n in o.notebooks
+                 if n.status == "error"]
+        marks = {"passed": "✓", "failed": "✗"}
+        notes += [f"{marks.get(g.status, '–')} {g.metric} {g.expression}: {g.detail}"
+                  for g in o.gates]
         if o.servability.status == "not servable":
             notes.append(f"✗ not servable: {o.servability.reason}")
         cached = " (cached)" if all(n.cached for n in o.notebooks) else ""
@@ -449,6 +478,14 @@ def _print_ci(console: Any, result: Any) -> None:
                       "Name versions to re-run them, e.g. `nbmci ci clf@3`.")
         return
     console.print(table)
+    for o in result.outcomes:  # whole, where a table cell would fold them
+        for n in o.notebooks:
+            if n.status == "error":
+                error = n.error or {}
+                hint = f" {error['hint']}" if error.get("hint") else ""
+                console.print(f"[red]error[/red] {_escape(o.ref)} {_escape(n.notebook)}: "
+                              f"{_escape(error.get('reason', 'error'))}{_escape(hint)}",
+                              soft_wrap=True)
 
 
 @app.command()

@@ -59,10 +59,23 @@ def example_notebook() -> Path:
 
 
 def run_demo(directory: Path | None, console: Any) -> Path:
-    """Run the journey in ``directory`` (default: a new temporary one); return it."""
+    """Run the journey in ``directory``, kept for a look around; with None, in a temporary
+    folder that is removed at the end (nothing is left in the system temp folder)."""
+    if directory is not None:
+        root = _run(Path(directory), console)
+        console.print(f"[green]done[/green]: look around with `cd {root} && nbmci log clf`")
+        return root
+    with tempfile.TemporaryDirectory(prefix="nbmci-demo-", ignore_cleanup_errors=True) as tmp:
+        root = _run(Path(tmp), console)
+    console.print(f"[green]done[/green]: the demo project in {root} was temporary and is "
+                  "removed; `nbmci demo --dir DIR` keeps one to look around in")
+    return root
+
+
+def _run(directory: Path, console: Any) -> Path:
     from nbmci import api
 
-    root = Path(directory or tempfile.mkdtemp(prefix="nbmci-demo-")).resolve()
+    root = directory.resolve()
     (root / "notebooks").mkdir(parents=True, exist_ok=True)
     shutil.copy(example_notebook(), root / "notebooks" / "evaluate.ipynb")
     (root / "pyproject.toml").write_text(CONFIG)
@@ -75,7 +88,7 @@ def run_demo(directory: Path | None, console: Any) -> Path:
         _journey(project, console)
     finally:
         os.chdir(previous)
-    console.print(f"[green]done[/green]: look around with `cd {root} && nbmci log clf`")
+        project.close()
     return root
 
 
@@ -140,9 +153,10 @@ class Server:
         self.console = console
         self.log = root / "serve.log"
         console.rule(f"$ nbmci serve --port {self.port} --poll-interval 0.5")
+        self._output = self.log.open("wb")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "nbmci.cli", "serve", "--port", str(self.port),
-             "--poll-interval", "0.5"], cwd=root, stdout=self.log.open("wb"),
+             "--poll-interval", "0.5"], cwd=root, stdout=self._output,
             stderr=subprocess.STDOUT)
         self._wait(lambda: self._get("/v2/health/ready")[0] == 200, "the server to be ready")
         console.print(f"serving at http://127.0.0.1:{self.port} (log: {self.log})")
@@ -207,6 +221,7 @@ class Server:
             self._process.wait(timeout=30)
         except Exception:
             self._process.kill()
+        self._output.close()
         self.console.print(f"server stopped (exit code {self._process.returncode})")
 
 

@@ -37,7 +37,10 @@ def has_parameters_cell(notebook: Any) -> bool:
 
 
 def execute_notebook(spec: NotebookSpec, model_ref: str, manager: Any,
-                     timeout: float) -> Executed:
+                     timeout: float, language: str | None = None) -> Executed:
+    """Run ``spec`` against ``model_ref`` on the started kernel of ``manager``. ``language``
+    (the kernel's) is what papermill writes the parameters in: notebooks need carry no
+    kernelspec or language_info of their own."""
     import nbformat
 
     source = nbformat.read(spec.path, as_version=4)
@@ -48,7 +51,8 @@ def execute_notebook(spec: NotebookSpec, model_ref: str, manager: Any,
             "hint": "Tag the cell that defines model_ref = ... with 'parameters'."})
     with tempfile.TemporaryDirectory(prefix="nbmci-ci-") as scratch:
         output = Path(scratch) / spec.path.name
-        error = _watched(lambda: _papermill(spec, model_ref, manager, timeout, output),
+        error = _watched(lambda: _papermill(spec, model_ref, manager, timeout, output,
+                                            language),
                          manager, timeout)
         executed = nbformat.read(output, as_version=4) if output.exists() else None
     if error is not None and "cell_index" in error:
@@ -129,14 +133,14 @@ def _stop(manager: Any) -> None:
 
 
 def _papermill(spec: NotebookSpec, model_ref: str, manager: Any, timeout: float,
-               output: Path) -> dict[str, Any] | None:
+               output: Path, language: str | None) -> dict[str, Any] | None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     try:
         papermill.execute_notebook(
             str(spec.path), str(output), parameters={"model_ref": model_ref, **spec.parameters},
-            kernel_name=manager.kernel_name, km=manager, progress_bar=False,
+            kernel_name=manager.kernel_name, language=language, km=manager, progress_bar=False,
             request_save_on_cell_execute=True, execution_timeout=timeout, log_output=False)
     except PapermillExecutionError as exc:
         return {"reason": f"cell {exc.cell_index} raised {exc.ename}: {exc.evalue}",

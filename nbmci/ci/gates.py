@@ -87,6 +87,11 @@ class Gate:
                             f"{value:.6g} {self.op} {limit:.6g}" if passed else
                             f"{value:.6g} is not {self.op} {limit:.6g}")
 
+    def not_evaluated(self, why: str) -> GateResult:
+        """This gate's result when the run could not produce its metric (an error): skipped,
+        and saying so, never a failure of the model."""
+        return self._result("skipped", None, None, f"not evaluated: {why}")
+
     def _result(self, status: str, value: float | None, limit: float | None,
                 detail: str) -> GateResult:
         return GateResult(self.metric, self.expression, status, value, limit, detail)
@@ -96,7 +101,7 @@ class Gate:
 class GateResult:
     metric: str
     expression: str
-    status: str  # passed | failed | skipped
+    status: str  # passed | failed | skipped (not evaluated: no baseline, or the run errored)
     value: float | None
     threshold: float | None
     detail: str

@@ -8,6 +8,7 @@ from pathlib import Path
 from nbmci.ci.runner import CIReport, NotebookOutcome, VersionOutcome
 
 _ICONS = {"passed": "✅", "failed": "❌", "error": "💥"}
+_GATE_ICONS = {"passed": "✅", "failed": "❌", "skipped": "–"}
 
 
 def junit_xml(report: CIReport) -> bytes:
@@ -29,7 +30,7 @@ def junit_xml(report: CIReport) -> bytes:
             error = notebook.error or {}
             node = ET.SubElement(case, "error", message=str(error.get("reason", "error")),
                                  type=str(error.get("ename", "NotebookError")))
-            node.text = _error_text(notebook)
+            node.text = _error_text(notebook, outcome)
             continue
         failed = [g for g in outcome.gates if g.status == "failed"
                   and _owner(outcome, g.metric) == notebook.notebook]
@@ -72,11 +73,12 @@ def _owner(outcome: VersionOutcome, metric: str) -> str:
     return outcome.notebooks[0].notebook
 
 
-def _error_text(notebook: NotebookOutcome) -> str:
+def _error_text(notebook: NotebookOutcome, outcome: VersionOutcome) -> str:
     error = notebook.error or {}
     lines = [str(error.get("reason", ""))]
     if error.get("hint"):
         lines.append(str(error["hint"]))
+    lines += [f"gate {g.metric} {g.expression}: {g.detail}" for g in outcome.gates]
     return "\n".join(lines)
 
 
@@ -84,16 +86,17 @@ def markdown(report: CIReport) -> str:
     """A summary table for a pull request comment or $GITHUB_STEP_SUMMARY."""
     passed = sum(o.status == "passed" for o in report.outcomes)
     lines = [f"## nbmci CI: {passed}/{len(report.outcomes)} versions passed", "",
-             "| version | status | servable | metrics | gates |",
+             "| version | status | servable | metrics | errors and gates |",
              "| --- | --- | --- | --- | --- |"]
     for o in report.outcomes:
         metrics = ", ".join(f"{k} = {v:.4g}" for k, v in sorted(o.metrics.items()))
-        gates = "<br>".join(f"{_ICONS.get('passed' if g.ok else 'failed')} {g.metric} "
-                            f"{g.expression} ({g.detail})" for g in o.gates)
-        errors = "<br>".join(f"{n.notebook}: {(n.error or {}).get('reason', '')}"
-                             for n in o.notebooks if n.status == "error")
+        notes = [f"{_ICONS['error']} {n.notebook}: {(n.error or {}).get('reason', '')}"
+                 for n in o.notebooks if n.status == "error"]
+        notes += [f"{_GATE_ICONS.get(g.status, '–')} {g.metric} {g.expression} ({g.detail})"
+                  for g in o.gates]
         lines.append(f"| `{o.ref}` | {_ICONS.get(o.status, '')} {o.status} | "
-                     f"{_md(_servable(o))} | {_md(metrics)} | {_md(gates or errors or '-')} |")
+                     f"{_md(_servable(o))} | {_md(metrics)} | "
+                     f"{'<br>'.join(_md(n) for n in notes) or '-'} |")
     lines += ["", f"_{len(report.outcomes)} versions in {report.duration:.1f} s_", ""]
     return "\n".join(lines)
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbmci.api import PRODUCTION, Project
-from nbmci.ci.config import CIConfig, NotebookSpec
+from nbmci.ci.config import CIConfig, ModelCI, NotebookSpec
 from nbmci.ci.gates import GateResult
-from nbmci.ci.kernels import KernelPool, imported_modules
+from nbmci.ci.kernels import Kernel, KernelPool, imported_modules
 from nbmci.digest import canonical_json, hash_bytes
 from nbmci.errors import CancelledError, InvalidInputError
 from nbmci.recording import numbers, read_records
@@ -42,6 +42,8 @@ class Job:
     cache_key: str
     notebook_digest: str
     auxiliary: bool = False  # a production baseline for relative gates, not itself under test
+    kernel: Kernel | None = None  # None: the project's default kernel
+    timeout: float | None = None  # None: the project's default time limit
 
     @property
     def ref(self) -> str:
@@ -116,7 +118,7 @@ class Runner:
         self.jobs = max(1, jobs or config.jobs)
         self.listener = listener
         self._digests = {spec.name: hash_bytes(spec.path.read_bytes())
-                         for spec in config.notebooks}
+                         for spec in config.notebooks}  # every model's
         self._cancelled = threading.Event()
 
     def cancel(self) -> None:
@@ -139,20 +141,21 @@ class Runner:
         if shard is not None:  # whole versions per shard: a verdict needs all its notebooks
             index, total = shard
             targets = [t for i, t in enumerate(targets) if i % total == index - 1]
-        wanted = [self._job(name, number, spec)
-                  for name, number in targets for spec in self.config.notebooks]
+        wanted = [self._job(name, number, spec, self.config.for_model(name))
+                  for name, number in targets for spec in self.config.for_model(name).notebooks]
         jobs = {(j.ref, j.notebook.name): j for j in wanted}
-        if any(g.relative for g in self.config.gates):
-            for name in sorted({j.name for j in wanted}):
-                production = self.project.registry.alias_target(name, PRODUCTION)
-                if production is None:
-                    continue
-                for spec in self.config.notebooks:
-                    job = self._job(name, production, spec, auxiliary=True)
-                    jobs.setdefault((job.ref, spec.name), job)
+        for name in sorted({j.name for j in wanted}):
+            model = self.config.for_model(name)
+            production = self.project.registry.alias_target(name, PRODUCTION)
+            if production is None or not any(g.relative for g in model.gates):
+                continue
+            for spec in model.notebooks:
+                job = self._job(name, production, spec, model, auxiliary=True)
+                jobs.setdefault((job.ref, spec.name), job)
         return list(jobs.values())
 
-    def _job(self, name: str, number: int, spec: NotebookSpec, auxiliary: bool = False) -> Job:
+    def _job(self, name: str, number: int, spec: NotebookSpec, model: ModelCI,
+             auxiliary: bool = False) -> Job:
         version = self.project.show(f"{name}@{number}")
         # everything a notebook can evaluate: the model, its data, and what was recorded
         # with it (not who committed it or when)
@@ -163,9 +166,10 @@ class Runner:
             "metrics": version.metrics,
             "notebook": self._digests[spec.name],
             "parameters": spec.parameters,
-            "kernel": self.config.kernel,
+            "kernel": model.kernel.name,
         }))
-        return Job(name, number, spec, key, self._digests[spec.name], auxiliary)
+        return Job(name, number, spec, key, self._digests[spec.name], auxiliary, model.kernel,
+                   model.timeout)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -199,18 +203,27 @@ class Runner:
                 self._notify("cached", job, cached)
             else:
                 todo.append(job)
-        if not todo:
-            return outcomes
-        pool = KernelPool(self.config.kernel, min(len(todo), self.jobs + 1),
-                          cwd=todo[0].notebook.path.parent, env=self._kernel_env(),
-                          warm_modules=self._warm_modules())
-        try:
-            with ThreadPoolExecutor(self.jobs, thread_name_prefix="nbmci-ci") as workers:
-                for job, outcome in zip(todo, workers.map(lambda j: self._run(j, pool), todo),
-                                        strict=True):
-                    outcomes[(job.ref, job.notebook.name)] = outcome
-        finally:
-            pool.close()
+        # one pool per kernel and notebook folder (kernels start in the notebook's folder)
+        groups: dict[tuple[Kernel, Any], list[Job]] = {}
+        for job in todo:
+            kernel = job.kernel or self.config.default.kernel
+            groups.setdefault((kernel, job.notebook.path.parent), []).append(job)
+        for (kernel, cwd), group in groups.items():
+            pool = KernelPool(kernel, min(len(group), self.jobs + 1), cwd=cwd,
+                              env=self._kernel_env(),
+                              warm_modules=self._warm_modules([j.notebook for j in group]))
+            try:
+                with ThreadPoolExecutor(self.jobs, thread_name_prefix="nbmci-ci") as workers:
+                    try:
+                        runs = workers.map(self._run, group, [pool] * len(group))
+                        for job, outcome in zip(group, runs, strict=True):
+                            outcomes[(job.ref, job.notebook.name)] = outcome
+                    except BaseException:  # interrupted: end the running notebooks now
+                        self._cancelled.set()
+                        pool.close()
+                        raise
+            finally:
+                pool.close()
         return outcomes
 
     def _cached(self, job: Job) -> NotebookOutcome | None:
@@ -227,11 +240,11 @@ class Runner:
         env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
         return env
 
-    def _warm_modules(self) -> list[str]:
+    def _warm_modules(self, specs: list[NotebookSpec]) -> list[str]:
         import nbformat
 
         sources = []
-        for spec in self.config.notebooks:
+        for spec in {s.path: s for s in specs}.values():
             notebook = nbformat.read(spec.path, as_version=4)
             sources += [c.source for c in notebook.cells if c.cell_type == "code"]
         return imported_modules(sources)
@@ -253,7 +266,10 @@ class Runner:
             self._notify("finished", job, outcome)
             return outcome
         try:
-            executed = execute_notebook(job.notebook, job.ref, manager, self.config.timeout)
+            kernel = job.kernel or self.config.default.kernel
+            executed = execute_notebook(job.notebook, job.ref, manager,
+                                        job.timeout or self.config.default.timeout,
+                                        kernel.language)
         finally:
             threading.Thread(target=pool.discard, args=(manager,), daemon=True).start()
         digest = None
@@ -277,7 +293,8 @@ class Runner:
         from nbmci.snapshot.lineage import actor
 
         ref = f"{name}@{number}"
-        results = [outcomes[(ref, spec.name)] for spec in self.config.notebooks]
+        model = self.config.for_model(name)
+        results = [outcomes[(ref, spec.name)] for spec in model.notebooks]
         metrics: dict[str, float] = {}
         for outcome in results:
             metrics.update(numbers(outcome.records))
@@ -285,45 +302,49 @@ class Runner:
         baseline: dict[str, float] | None = None
         if production is not None:
             baseline = {}
-            for spec in self.config.notebooks:
+            for spec in model.notebooks:
                 found = outcomes.get((f"{name}@{production}", spec.name))
                 if found is not None and found.status == "passed":
                     baseline.update(numbers(found.records))
-        gates = [gate.evaluate(metrics, baseline) for gate in self.config.gates]
+        errored = [o.notebook for o in results if o.status == "error"]
+        if errored:  # what the gates would say is about the error, not the model
+            gates = [gate.not_evaluated(f"{', '.join(errored)} ended in an error")
+                     for gate in model.gates]
+        else:
+            gates = [gate.evaluate(metrics, baseline) for gate in model.gates]
         servability = self.project.checks.for_ci(self.project.show(ref))
-        if any(o.status == "error" for o in results):
+        if errored:
             status = "error"
         elif not all(g.ok for g in gates) or servability.status == "not servable":
             status = "failed"
         else:
             status = "passed"
         duration = sum(o.duration for o in results)
+        order = [spec.name for spec in model.notebooks]
         self.project.registry.add_ci_run(name, number, {
             "started_at": dt.datetime.now(dt.UTC), "status": status, "metrics": metrics,
             "gates": [g.to_dict() for g in gates], "duration": duration,
-            "environment": _environment(self.config.kernel),
+            "environment": _environment(model.kernel),
         }, [{
             "notebook": o.notebook, "notebook_digest": self._digests[o.notebook],
             "parameters": {"model_ref": ref, **spec.parameters},
             "cache_key": job.cache_key, "cached": o.cached, "status": o.status,
             "records": o.records, "output_digest": o.output_digest, "error": o.error,
             "duration": o.duration,
-        } for o, spec, job in zip(results, self.config.notebooks, sorted(jobs, key=self._order),
+        } for o, spec, job in zip(results, model.notebooks,
+                                  sorted(jobs, key=lambda j: order.index(j.notebook.name)),
                                   strict=True)],
             actor=actor())
         return VersionOutcome(ref, status, metrics, gates, results, duration,
                               f"{name}@{production}" if production is not None else None,
                               servability)
 
-    def _order(self, job: Job) -> int:
-        return [spec.name for spec in self.config.notebooks].index(job.notebook.name)
 
-
-def _environment(kernel: str) -> dict[str, Any]:
+def _environment(kernel: Kernel) -> dict[str, Any]:
     from nbmci.snapshot.lineage import package_version
 
     return {"python": platform.python_version(), "platform": platform.platform(terse=True),
-            "host": platform.node(), "kernel": kernel,
+            "host": platform.node(), "kernel": kernel.name,
             "packages": {p: package_version(p) for p in ("nbmci", "papermill", "nbclient",
                                                          "nbformat")}}
 

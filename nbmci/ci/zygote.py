@@ -165,10 +165,14 @@ def _become_kernel(request: dict[str, Any]) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+
         sys.stdin = open(os.devnull)
         from ipykernel.kernelapp import IPKernelApp
 
-        IPKernelApp.launch_instance(argv=["-f", request["connection_file"]])
+        # the kernel ends when the zygote does (which ends when the runner does, even on
+        # SIGKILL: its stdin closes), as a kernel jupyter_client starts ends with its parent
+        IPKernelApp.launch_instance(argv=["-f", request["connection_file"],
+                                          f"--IPKernelApp.parent_handle={os.getppid()}"])
     finally:
         os._exit(0)
 

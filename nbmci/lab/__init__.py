@@ -5,15 +5,18 @@ Enabled on install by ``jupyter-config/server-config/nbmci.json`` (shipped as wh
 Routes live under ``{base_url}nbmci/api/``; ``HANDLERS`` lists them::
 
     GET  models                                         every model (ModelSummary)
-    GET  models/{name}                                  its versions, newest first, with CI
+    GET  models/{name}                                  its versions, newest first, with CI, and
+                                                        where production would roll back to
     GET  models/{name}/versions/{n}                     one version with params, data, lineage
-    POST models/{name}/versions/{n}/notebooks/{nb}/open a read-only copy of an executed notebook
+    GET  models/{name}/versions/{n}/notebooks/{nb}      an executed notebook of its CI (JSON)
     POST models/{name}/ci                               run CI in the background -> a job (202)
     POST models/{name}/publish                          move ``production`` (Publication)
     POST models/{name}/rollback                         move it back (Publication)
     GET  jobs, jobs/{id}; POST jobs/{id}/cancel         background CI jobs
 
-The core never imports this package; handlers only translate between HTTP and ``nbmci.api``.
+Errors of the panel's actions (publish, rollback, CI, notebooks) also carry ``reason`` and
+``panel_hint`` (see ``nbmci.lab.wording``). The core never imports this package; handlers only
+translate between HTTP and ``nbmci.api``.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from nbmci.errors import (
     NotFoundError,
     category,
 )
+from nbmci.lab import wording
 from nbmci.lab.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -118,10 +119,13 @@ class NbmciHandler(APIHandler):
         exc = (kwargs.get("exc_info") or (None, None, None))[1]
         if isinstance(exc, tornado.web.HTTPError) and isinstance(exc.__cause__, NbmciError):
             exc = exc.__cause__
+        panel: dict[str, Any] = {}
+        if isinstance(exc, wording.ActionError):  # a panel action: its reason and hint too
+            exc, panel = exc.error, exc.to_dict()
         if isinstance(exc, NbmciError):
             status_code = http_status(exc)
             self.set_status(status_code)
-            body = {"error": exc.message, "type": type(exc).__name__, "hint": exc.hint}
+            body = {"error": exc.message, "type": type(exc).__name__, "hint": exc.hint, **panel}
         elif isinstance(exc, tornado.web.HTTPError) or exc is None:
             message = _http_message(exc) or responses.get(status_code, "Error")
             body = {"error": message, "type": "HTTPError", "hint": _HTTP_HINTS.get(status_code)}
@@ -131,6 +135,8 @@ class NbmciHandler(APIHandler):
         self.finish(to_json({**body, "message": body["error"], "status": status_code}))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, wording.ActionError):
+            value = value.error
         if isinstance(value, NbmciError):  # the user's mistake, answered: one line, no trace
             self.log.info("nbmci: %s %s -> %s: %s", self.request.method, self.request.path,
                           type(value).__name__, value)
@@ -168,9 +174,12 @@ def _models(workspace: Workspace) -> list[dict[str, Any]]:
 
 
 def _model(workspace: Workspace, name: str) -> dict[str, Any]:
-    versions = workspace.project().versions(name)
+    """The versions, and where production would roll back to (null: nowhere)."""
+    project = workspace.project()
+    versions = project.versions(name)
     aliases = {alias: v.version for v in reversed(versions) for alias in v.aliases}
-    return {"name": name, "aliases": aliases, "versions": [v.to_dict() for v in versions]}
+    return {"name": name, "aliases": aliases, "versions": [v.to_dict() for v in versions],
+            "rollback": wording.rollback_target(project, name)}
 
 
 def _version(workspace: Workspace, name: str, number: int) -> dict[str, Any]:
@@ -178,15 +187,33 @@ def _version(workspace: Workspace, name: str, number: int) -> dict[str, Any]:
 
 
 def _start_ci(workspace: Workspace, name: str, version: int | None) -> dict[str, Any]:
-    return workspace.jobs.start_ci(workspace.project(), name, version).to_dict()
+    try:
+        return workspace.jobs.start_ci(workspace.project(), name, version).to_dict()
+    except NbmciError as exc:
+        raise wording.generic(exc) from exc
 
 
 def _publish(workspace: Workspace, name: str, version: int, force: bool) -> dict[str, Any]:
-    return workspace.project().publish(f"{name}@{version}", force=force).to_dict()
+    project = workspace.project()
+    try:
+        return project.publish(f"{name}@{version}", force=force).to_dict()
+    except NbmciError as exc:
+        raise wording.publish_refusal(project, f"{name}@{version}", force, exc) from exc
 
 
 def _rollback(workspace: Workspace, name: str) -> dict[str, Any]:
-    return workspace.project().rollback(name).to_dict()
+    project = workspace.project()
+    try:
+        return project.rollback(name).to_dict()
+    except NbmciError as exc:
+        raise wording.rollback_refusal(project, name, exc) from exc
+
+
+def _notebook(workspace: Workspace, name: str, number: int, notebook: str) -> dict[str, Any]:
+    try:
+        return workspace.executed_notebook(name, number, notebook)
+    except NbmciError as exc:
+        raise wording.generic(exc) from exc
 
 
 # -- handlers ---------------------------------------------------------------------------------
@@ -211,11 +238,10 @@ class VersionHandler(NbmciHandler):
                                    version_number(number)))
 
 
-class NotebookOpenHandler(NbmciHandler):
+class NotebookHandler(NbmciHandler):
     @tornado.web.authenticated
-    async def post(self, name: str, number: str, notebook: str) -> None:
-        self.json_body()
-        self.reply(await self.call(self.workspace.open_notebook, model_name(name),
+    async def get(self, name: str, number: str, notebook: str) -> None:
+        self.reply(await self.call(_notebook, self.workspace, model_name(name),
                                    version_number(number), notebook))
 
 
@@ -302,7 +328,7 @@ HANDLERS: list[tuple[str, type[NbmciHandler]]] = [
     ("models", ModelsHandler),
     (f"models/{_SEGMENT}", ModelHandler),
     (_VERSION, VersionHandler),
-    (f"{_VERSION}/notebooks/(.+)/open", NotebookOpenHandler),  # the name may hold '/'
+    (f"{_VERSION}/notebooks/(.+)", NotebookHandler),  # the name may hold '/'
     (f"models/{_SEGMENT}/ci", CIHandler),
     (f"models/{_SEGMENT}/publish", PublishHandler),
     (f"models/{_SEGMENT}/rollback", RollbackHandler),
@@ -323,7 +349,6 @@ def handler_table(base_url: str) -> list[tuple[str, type[NbmciHandler]]]:
 def setup_handlers(server_app: Any) -> None:
     """Keep a Workspace for the server's root directory and add the routes."""
     web_app = server_app.web_app
-    contents_root = getattr(server_app.contents_manager, "root_dir", None) or server_app.root_dir
-    web_app.settings[SETTINGS_KEY] = Workspace(server_app.root_dir, contents_root)
+    web_app.settings[SETTINGS_KEY] = Workspace(server_app.root_dir)
     web_app.add_handlers(".*$", handler_table(web_app.settings["base_url"]))
     logger.info("nbmci: REST API at %s", url_path_join(web_app.settings["base_url"], API_PATH))

@@ -48,6 +48,8 @@ class Job:
         self.finished_at: str | None = None
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
+        self.hint: str | None = None
+        self.reason: str | None = None  # why it failed, for the panel: no ref, no command
         self.cancel_requested = False
         self._cancel: Callable[[], None] | None = None
         self._lock = threading.Lock()
@@ -61,8 +63,8 @@ class Job:
             return {"id": self.id, "kind": self.kind, "ref": self.ref, "state": self.state,
                     "done": self.done, "total": self.total, "message": self.message,
                     "started_at": self.started_at, "finished_at": self.finished_at,
-                    "result": self.result, "error": self.error,
-                    "cancel_requested": self.cancel_requested}
+                    "result": self.result, "error": self.error, "hint": self.hint,
+                    "reason": self.reason, "cancel_requested": self.cancel_requested}
 
     # -- called by the runner, on its threads --------------------------------------------------
 
@@ -81,14 +83,17 @@ class Job:
         try:
             report = runner.run([self.ref])
         except CancelledError as exc:
-            self._finish("cancelled", f"CI of {self.ref} was cancelled", error=exc.message)
+            self._finish("cancelled", f"CI of {self.ref} was cancelled", error=exc.message,
+                         reason=exc.message.rstrip("."))
         except NbmciError as exc:
-            self._finish("error", f"CI of {self.ref} could not run", error=str(exc))
+            self._finish("error", f"CI of {self.ref} could not run", error=exc.message,
+                         hint=exc.hint, reason=exc.message.rstrip("."))
         except Exception:
             logger.exception("nbmci CI job %s (%s) failed", self.id, self.ref)
+            internal = "internal error in nbmci's CI job; the Jupyter server log has the details"
             self._finish("error", f"CI of {self.ref} could not run",
-                         error="Internal error in nbmci's CI job; the Jupyter server log has "
-                               "the details. Please report it.")
+                         error=f"{internal[0].upper()}{internal[1:]}. Please report it.",
+                         reason=internal)
         else:
             self._conclude(report)
 
@@ -101,12 +106,14 @@ class Job:
         verdict = {"passed": "passed", "failed": "failed its gates"}.get(outcome.status,
                                                                           "had errors")
         self._finish(outcome.status, f"{self.ref} {verdict} ({report.duration:.1f}s)",
-                     result=report.to_dict())
+                     result=report.to_dict(), reason=_why(outcome.to_dict()))
 
     def _finish(self, state: str, message: str, *, result: dict[str, Any] | None = None,
-                error: str | None = None) -> None:
+                error: str | None = None, hint: str | None = None,
+                reason: str | None = None) -> None:
         with self._lock:
             self.state, self.message, self.result, self.error = state, message, result, error
+            self.hint, self.reason = hint, reason
             if state == "passed" or state == "failed":
                 self.done = self.total
             self.finished_at = _now()
@@ -121,6 +128,18 @@ class Job:
             cancel = self._cancel
         if cancel is not None:
             cancel()
+
+
+def _why(outcome: dict[str, Any]) -> str | None:
+    """Why a version's CI did not pass: its notebooks' errors, else its failed gates."""
+    errors = [f"{n.get('notebook')}: {(n.get('error') or {}).get('reason') or n.get('status')}"
+              for n in outcome.get("notebooks", []) if n.get("status") != "passed"]
+    gates = [str(g.get("detail") or f"{g.get('metric')} {g.get('expression')}")
+             for g in outcome.get("gates", []) if g.get("status") == "failed"]
+    servability = outcome.get("servability") or {}
+    if servability.get("status") == "not servable":
+        gates.append(f"not servable: {servability.get('reason')}")
+    return "; ".join(errors or gates) or None
 
 
 class JobManager:

@@ -15,7 +15,6 @@ reading the core's text, so the CLI's wording can change without changing the pa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbmci.errors import ConflictError, NbmciError, NotServableError
@@ -23,18 +22,17 @@ from nbmci.errors import ConflictError, NbmciError, NotServableError
 if TYPE_CHECKING:
     from nbmci.api import Project
 
-FORCE_HINT = ("Run CI on it, or tick \"force\" to publish anyway: force skips the CI gates "
+FORCE_HINT = ("Run CI on it, or use \"Publish anyway\": force skips the CI gates "
               "(the override is recorded), never the servability check.")
 _CLI = re.compile(r"`nbmci |\bNAME@N\b|nbmci/api/")
 
 
-@dataclass
 class ActionError(Exception):
     """An NbmciError raised by a panel action, with the panel's reason and hint."""
 
-    error: NbmciError
-    reason: str
-    panel_hint: str | None = None
+    def __init__(self, error: NbmciError, reason: str, panel_hint: str | None = None) -> None:
+        super().__init__(reason)
+        self.error, self.reason, self.panel_hint = error, reason, panel_hint
 
     def to_dict(self) -> dict[str, Any]:
         return {"reason": self.reason, "panel_hint": self.panel_hint}

@@ -1,16 +1,16 @@
-"""What the extension keeps between requests: the project it serves, its CI jobs, and the
-read-only copies of executed notebooks it writes into the server's root directory."""
+"""What the extension keeps between requests: the project it serves and its CI jobs; and the
+executed notebooks of CI runs, read from the store (nothing is written into the Jupyter root)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import tempfile
 import threading
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbmci.errors import InvalidInputError, NotFoundError, UnavailableError
+from nbmci.errors import IntegrityError, InvalidInputError, NotFoundError
 from nbmci.lab.jobs import JobManager
 
 if TYPE_CHECKING:
@@ -18,17 +18,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REPORTS_DIR = "nbmci-reports"  # not a dot-dir: Jupyter's file browser hides those
 MAX_NOTEBOOK_NAME = 255
 
 
 class Workspace:
     """The nbmci project found from the server's root directory (or ``NBMCI_ROOT``)."""
 
-    def __init__(self, root_dir: str | os.PathLike[str],
-                 contents_root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, root_dir: str | os.PathLike[str]) -> None:
         self.root_dir = Path(root_dir).resolve()
-        self.contents_root = Path(contents_root or root_dir).resolve()
         self.jobs = JobManager()
         self._projects: dict[tuple[str, str, str], Project] = {}
         self._lock = threading.Lock()
@@ -71,18 +68,23 @@ class Workspace:
 
     # -- executed notebooks ----------------------------------------------------------------
 
-    def open_notebook(self, name: str, number: int, notebook: str) -> dict[str, Any]:
-        """Write the executed ``notebook`` of ``name@number``'s newest CI run, read-only, to
-        ``nbmci-reports/NAME@N/NOTEBOOK`` under the contents root; returns its path there."""
+    def executed_notebook(self, name: str, number: int, notebook: str) -> dict[str, Any]:
+        """The executed ``notebook`` of ``name@number``'s newest CI run, as JSON, its cells
+        marked untrusted; nothing is written (the panel shows it from a read-only drive)."""
         check_notebook_name(notebook)
         version, entry, data = self.project().executed_notebook(f"{name}@{number}", notebook)
-        relative = PurePosixPath(REPORTS_DIR, version.ref, notebook)
-        if relative.suffix != ".ipynb":
-            relative = relative.with_name(relative.name + ".ipynb")
-        target = self.contents_root.joinpath(*relative.parts)
-        _write_read_only(self.contents_root, target, data)
-        return {"path": relative.as_posix(), "ref": version.ref, "notebook": notebook,
-                "status": entry["status"], "digest": entry["output_digest"]}
+        try:
+            content = json.loads(data)
+            cells = content["cells"]
+            for cell in cells:
+                cell.setdefault("metadata", {})["trusted"] = False
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IntegrityError(f"The executed {notebook!r} of {version.ref} is not a "
+                                 f"notebook: {exc}.") from exc
+        return {"name": name, "version": number, "ref": version.ref, "notebook": notebook,
+                "status": entry["status"], "digest": entry["output_digest"],
+                "created_at": version.ci.started_at.isoformat() if version.ci else None,
+                "content": content}
 
 
 def _has_registry(url: str) -> bool:
@@ -105,24 +107,3 @@ def check_notebook_name(notebook: object) -> str:
             hint="Use a name from the version's CI notebooks, e.g. notebooks/evaluate.ipynb "
                  "(relative, no '..', no hidden parts).")
     return notebook
-
-
-def _write_read_only(root: Path, target: Path, data: bytes) -> None:
-    """Replace ``target`` with ``data``, mode 0444, never outside ``root`` (symlinks too)."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.parent.resolve().is_relative_to(root):
-            raise InvalidInputError(f"{target.parent} is outside the Jupyter root directory.",
-                                    hint=f"Remove the symbolic link under {root / REPORTS_DIR}.")
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".nbmci-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)  # a rename: the read-only old copy need not be writable
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise UnavailableError(f"Could not write {target}: {exc.strerror or exc}.",
-                               hint="Check that the Jupyter root directory is writable.") from exc

@@ -183,7 +183,8 @@ def create_app(settings: ServeSettings | None = None, host: ModelHost | None = N
         collectors.live_version.labels(name).set(model.version)
     batcher = MicroBatcher(max_batch=settings.max_batch, max_wait=settings.max_wait,
                            max_queue=settings.max_queue, timeout=settings.timeout,
-                           observe=collectors.observe_batch)
+                           observe=collectors.observe_batch,
+                           on_stuck=lambda name, n: collectors.overrunning.labels(name).set(n))
     state = ServeState(settings, host, batcher, collectors)
 
     @asynccontextmanager

@@ -73,17 +73,20 @@ class _Job:
     method: str = "predict"
 
 
-BatchObserver = Callable[[str, int], None]
+BatchObserver = Callable[[str, int], None]  # (model, rows of a predict call)
+StuckObserver = Callable[[str, int], None]  # (model, predict calls now past the timeout)
 
 
 class MicroBatcher:
     def __init__(self, *, max_batch: int = 64, max_wait: float = 0.0, max_queue: int = 4096,
-                 timeout: float = 30.0, observe: BatchObserver | None = None) -> None:
+                 timeout: float = 30.0, observe: BatchObserver | None = None,
+                 on_stuck: StuckObserver | None = None) -> None:
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.max_queue = max_queue
         self.timeout = timeout
         self._observe = observe
+        self._on_stuck = on_stuck
         self._queues: dict[str, asyncio.Queue[_Job]] = {}
         self._queued: dict[str, int] = {}
         self._stuck: dict[str, int] = {}
@@ -198,18 +201,23 @@ class MicroBatcher:
         if done:
             return _checked(call.result(), len(matrix))
         name = live.name
-        self._stuck[name] += 1
+        self._count_stuck(name, +1)
         logger.warning("%s: predict on %d rows overran %g s; it keeps its thread until it ends",
                        live.ref, len(matrix), self.timeout)
 
         def finished(_: asyncio.Future[np.ndarray]) -> None:
-            self._stuck[name] -= 1
+            self._count_stuck(name, -1)
             if not call.cancelled() and call.exception() is not None:
                 logger.warning("%s: the overrunning predict failed: %s", live.ref,
                                call.exception())
 
         call.add_done_callback(finished)
         return None
+
+    def _count_stuck(self, name: str, change: int) -> None:
+        self._stuck[name] += change
+        if self._on_stuck is not None:
+            self._on_stuck(name, self._stuck[name])
 
 
 def _checked(predicted: np.ndarray, rows: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from nbmci.errors import (
     NbmciError,
     NotFoundError,
     UntrustedModelError,
+    UnavailableError,
 )
 from nbmci.serve.live import LiveModel, describe, smoke_test
 
@@ -34,7 +35,17 @@ class ModelNotServedError(NotFoundError):
         what = f"Version {version} of model '{name}'" if version else f"Model '{name}'"
         listed = ", ".join(sorted(served)) or "none yet"
         super().__init__(f"{what} is not being served. Served models: {listed}.",
-                         hint="Publish a version with `nbmci publish NAME@N`.")
+                         hint=f"Publish a version with `nbmci publish {name}@VERSION`.")
+        self.name = name
+
+
+class VersionRefusedError(UnavailableError):
+    """The published version never went live (it failed to load or its smoke test)."""
+
+    def __init__(self, name: str, version: int, reason: str) -> None:
+        super().__init__(f"{name}@{version} is published, but this server refused it: {reason}",
+                         hint="Publish a version that loads, or roll back with "
+                              f"`nbmci rollback {name}`; the server follows the alias.")
         self.name = name
 
 
@@ -104,6 +115,10 @@ class ModelHost:
     def get(self, name: str, version: int | None = None) -> LiveModel:
         live = self._live.get(name)
         if live is None or (version is not None and live.version != version):
+            state = self._states.get(name)
+            refused = version if version is not None else state and state.target
+            if state is not None and refused in state.failed:
+                raise VersionRefusedError(name, refused, state.failed[refused])
             raise ModelNotServedError(name, self._live, version)
         return live
 

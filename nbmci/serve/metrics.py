@@ -43,6 +43,9 @@ class Metrics:
                                   ["model"], registry=r)
         self.timeouts = Counter("nbmci_predict_timeouts", "Requests that hit the timeout.",
                                 ["model"], registry=r)
+        self.overrunning = Gauge("nbmci_predicts_overrunning",
+                                 "Predict calls still running past the timeout.", ["model"],
+                                 registry=r)
         self._batch_children: dict[str, Any] = {}
 
     def observe_request(self, model: str, version: str, protocol: str, status: int,
