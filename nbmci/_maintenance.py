@@ -74,28 +74,31 @@ def gc(project: Project, grace: float, *, dry_run: bool) -> GcReport:
         raise InvalidInputError(f"The grace period must be a number of seconds >= 0, not "
                                 f"{grace!r}.")
     store = project.store
-    needed = set(project.registry.version_digests())
-    cutoff = time.time() - grace
-    deleted = deleted_bytes = kept = tmp_deleted = 0
-    # A commit landing after this listing references only objects it wrote (young) or
-    # refreshed (young again, under the store's shared lock): delete_if_older re-checks the
-    # age under the exclusive lock, so neither kind is deleted.
-    for entry in list(store.iter_objects()):
-        if entry.digest in needed:
-            continue
-        if entry.mtime > cutoff:
-            kept += 1  # may belong to a commit that is still writing
-            continue
-        if dry_run or store.delete_if_older(entry, cutoff):
-            deleted += 1
-            deleted_bytes += entry.size
-        else:
-            kept += 1
-    for entry in list(store.iter_temporary()):
-        if entry.mtime <= cutoff:
-            if not dry_run:
-                store.delete(entry.path)
-            tmp_deleted += 1
+    with store.idle() as idle:
+        # No commit is half-way (none holds the store's writing lock, and new ones wait): an
+        # unreferenced object or temporary file belongs to no commit that can still finish,
+        # so the grace period does not apply. Otherwise a commit landing after this listing
+        # references only objects it wrote (young) or refreshed (young again, under the
+        # store's shared lock): delete_if_older re-checks the age under the exclusive lock.
+        cutoff = time.time() - (0 if idle else grace)
+        needed = set(project.registry.version_digests())
+        deleted = deleted_bytes = kept = tmp_deleted = 0
+        for entry in list(store.iter_objects()):
+            if entry.digest in needed:
+                continue
+            if entry.mtime > cutoff:
+                kept += 1  # may belong to a commit that is still writing
+                continue
+            if dry_run or store.delete_if_older(entry, cutoff):
+                deleted += 1
+                deleted_bytes += entry.size
+            else:
+                kept += 1
+        for entry in list(store.iter_temporary()):
+            if entry.mtime <= cutoff:
+                if not dry_run:
+                    store.delete(entry.path)
+                tmp_deleted += 1
     return GcReport(deleted, deleted_bytes, tmp_deleted, kept, dry_run)
 
 

@@ -154,49 +154,50 @@ class Project:
             if progress is not None:
                 progress(min(done[0], total), total)
 
-        with self.store.writer() as writer:
-            for key, value in items.items():
-                datasets[key] = snapshot.write_dataset(
-                    value, writer, tally, chunk_bytes=self.settings.chunk_bytes,
-                    previous=previous.get(key), progress=advance, memo=self._datasets_seen)
-            stored = writer.put([blob.data])
-            tally.add(stored.digest, stored.size, stored.written)
-            signature, problem = snapshot.infer_signature(model, items, example)
-            in_notebook = code.main_objects(model, blob.trusted_types)
-            if in_notebook:
-                problem = code.notebook_problem(in_notebook)
-            if bundle is not None:  # modules beside the notebook the model needs
-                kept = writer.put([bundle])
-                tally.add(kept.digest, kept.size, kept.written)
-                signature["code"] = {"digest": kept.digest, "modules": sorted(local)}
-        if progress is not None:
-            progress(total, total)  # sizes were estimated up front; end at 100%
-        author = snapshot.lineage.actor()
-        row = {
-            "message": message,
-            "author": author,
-            "model_digest": stored.digest,
-            "model_format": blob.format,
-            "model_class": f"{type(model).__module__}.{type(model).__qualname__}"[:256],
-            "model_size": len(blob.data),
-            "trusted": blob.trusted,
-            "trusted_types": blob.trusted_types,
-            "params": params_json if params_json is not None else snapshot.model_params(model),
-            "metrics": metrics_json,
-            "signature": signature,
-            "lineage": snapshot.lineage.capture(self.settings.root, model, message,
-                                                dict(lineage or {})),
-            "stored": tally.to_dict(),
-        }
-        if trust:  # with the lineage: who vouched for running this artifact's code, and when
-            row["lineage"][TRUST_KEY] = {"by": author, "at": row["lineage"].get("time")}
-        dataset_rows = [
-            {"key": key, "digest": s.digest, "kind": s.kind, "rows": s.rows,
-             "nbytes": s.nbytes, "schema": s.schema, "stats": s.stats}
-            for key, s in datasets.items()
-        ]
-        number = self.registry.add_version(name, row, dataset_rows, tally.digests,
-                                           actor=row["author"])
+        with self.store.writing():  # until the registry references what it wrote
+            with self.store.writer() as writer:
+                for key, value in items.items():
+                    datasets[key] = snapshot.write_dataset(
+                        value, writer, tally, chunk_bytes=self.settings.chunk_bytes,
+                        previous=previous.get(key), progress=advance, memo=self._datasets_seen)
+                stored = writer.put([blob.data])
+                tally.add(stored.digest, stored.size, stored.written)
+                signature, problem = snapshot.infer_signature(model, items, example)
+                in_notebook = code.main_objects(model, blob.trusted_types)
+                if in_notebook:
+                    problem = code.notebook_problem(in_notebook)
+                if bundle is not None:  # modules beside the notebook the model needs
+                    kept = writer.put([bundle])
+                    tally.add(kept.digest, kept.size, kept.written)
+                    signature["code"] = {"digest": kept.digest, "modules": sorted(local)}
+            if progress is not None:
+                progress(total, total)  # sizes were estimated up front; end at 100%
+            author = snapshot.lineage.actor()
+            row = {
+                "message": message,
+                "author": author,
+                "model_digest": stored.digest,
+                "model_format": blob.format,
+                "model_class": f"{type(model).__module__}.{type(model).__qualname__}"[:256],
+                "model_size": len(blob.data),
+                "trusted": blob.trusted,
+                "trusted_types": blob.trusted_types,
+                "params": params_json if params_json is not None else snapshot.model_params(model),
+                "metrics": metrics_json,
+                "signature": signature,
+                "lineage": snapshot.lineage.capture(self.settings.root, model, message,
+                                                    dict(lineage or {})),
+                "stored": tally.to_dict(),
+            }
+            if trust:  # with the lineage: who vouched for running this artifact's code, and when
+                row["lineage"][TRUST_KEY] = {"by": author, "at": row["lineage"].get("time")}
+            dataset_rows = [
+                {"key": key, "digest": s.digest, "kind": s.kind, "rows": s.rows,
+                 "nbytes": s.nbytes, "schema": s.schema, "stats": s.stats}
+                for key, s in datasets.items()
+            ]
+            number = self.registry.add_version(name, row, dataset_rows, tally.digests,
+                                               actor=row["author"])
         version = self._version(name, number)
         if problem is not None:
             servability = self.checks.refuse(version, *problem)

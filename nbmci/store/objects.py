@@ -210,16 +210,42 @@ class ObjectStore:
     def gc_lock(self, *, exclusive: bool) -> Iterator[None]:
         """Commits refresh reused objects under a shared lock; gc deletes under an exclusive
         one (local stores; on object stores gc relies on the grace period alone)."""
-        if not self.is_local:
+        with self._flock(".gc.lock", fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) as held:
+            assert held
             yield
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held (shared) from a commit's first object until the registry references them, so
+        ``idle`` can tell that no commit is half-way. The kernel drops it with the process, so
+        an interrupted commit never holds it."""
+        with self._flock(".commit.lock", fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def idle(self) -> Iterator[bool]:
+        """Whether no commit is writing (always False on object stores, which have no locks);
+        while True, new commits wait until the block ends."""
+        with self._flock(".commit.lock", fcntl.LOCK_EX | fcntl.LOCK_NB) as held:
+            yield held
+
+    @contextlib.contextmanager
+    def _flock(self, name: str, operation: int) -> Iterator[bool]:
+        """``flock(operation)`` on ``<root>/name``: whether it was taken (a non-blocking
+        request can fail). Object stores take no lock and yield False for ``LOCK_NB``."""
+        if not self.is_local:
+            yield not operation & fcntl.LOCK_NB
             return
         if not os.path.isdir(self.root):
             os.makedirs(self.root, mode=_DIR_MODE, exist_ok=True)
-        fd = os.open(os.path.join(self.root, ".gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                     0o600)
+        fd = os.open(os.path.join(self.root, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
+            try:
+                fcntl.flock(fd, operation)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
         finally:
             os.close(fd)
 

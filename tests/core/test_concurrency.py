@@ -268,9 +268,10 @@ def test_cc06_gc_spares_an_old_orphan_a_commit_is_reusing(make_project: Callable
         children.start(_workers.paused_gc, root, gc_paused, gc_resume)  # has listed the store
         assert gc_paused.wait(_workers.WAIT)
         children.start(_workers.paused_commit, root, 1, commit_paused, commit_resume)
-        # Normally the commit reuses (and refreshes) the blobs, then pauses before its SQL
-        # COMMIT. A fix that makes commits wait for a running gc would block it instead.
-        commit_paused.wait(_workers.WAIT / 4)
+        # gc found no commit in progress, so it holds the store's writing lock: the commit
+        # waits for gc to end, then writes the blobs gc removed again. (Were it let through,
+        # it would reuse and refresh them, then pause before its SQL COMMIT.)
+        commit_paused.wait(2)
         gc_resume.set()
         _workers.finish(children.processes[0])  # gc finishes while the commit is in flight
     finally:
