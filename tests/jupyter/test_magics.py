@@ -259,3 +259,13 @@ def test_record_shows_its_line_and_echoes_nothing(kernel: Kernel) -> None:
     cell, = kernel.run("import nbmci\nnbmci.record('accuracy', 0.91)")
     shown = only_display(cell)  # no Out[] echo of a returned dict under the cell
     assert shown["data"]["text/plain"] == "accuracy = 0.91"
+
+
+def test_the_readme_table_lists_every_magic() -> None:
+    import re
+
+    from nbmci.jupyter.magics import MciMagics
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    listed = set(re.findall(r"^\| `%(mci_\w+)", readme, flags=re.MULTILINE))
+    assert listed == set(MciMagics.magics["line"])
