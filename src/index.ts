@@ -7,6 +7,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
 import { NbmciSidebar } from './components/Sidebar';
 import { NbmciModel } from './model';
+import { ReportsDrive } from './reports';
 import { INbmciModel } from './tokens';
 
 export { INbmciModel, Nbmci } from './tokens';
@@ -20,7 +21,13 @@ const modelPlugin: JupyterFrontEndPlugin<INbmciModel> = {
   optional: [ITranslator],
   activate: (app: JupyterFrontEnd, translator: ITranslator | null): INbmciModel => {
     const trans = (translator ?? nullTranslator).load('nbmci');
-    return new NbmciModel(path => app.commands.execute('docmanager:open', { path }), trans);
+    const contents = app.serviceManager.contents;
+    contents.addDrive(new ReportsDrive(app.serviceManager.serverSettings));
+    return new NbmciModel(
+      path => app.commands.execute('docmanager:open', { path }),
+      contents,
+      trans
+    );
   }
 };
 

@@ -2,7 +2,11 @@ import { Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { Contents } from '@jupyterlab/services';
+
+import { reportPath } from './reports';
 import { postAPI, requestAPI, segment } from './request';
+import { explain, toast } from './toast';
 import { INbmciModel, Nbmci } from './tokens';
 
 /** How often the panel re-reads the registry while it is visible. */
@@ -31,6 +35,7 @@ export function notifyError(error: unknown): void {
 export class NbmciModel implements INbmciModel {
   constructor(
     private readonly _open: (path: string) => Promise<unknown>,
+    private readonly _contents: Contents.IManager,
     private readonly _trans: TranslationBundle
   ) {}
 
@@ -114,57 +119,101 @@ export class NbmciModel implements INbmciModel {
 
   async runCI(name: string, version: number): Promise<void> {
     const trans = this._trans;
-    await this._act(name, trans.__('Starting CI…'), async () => {
-      let job = await postAPI<Nbmci.IJob>(`models/${segment(name)}/ci`, { version });
-      for (let i = 0; job.state === 'running' && i < JOB_POLL_LIMIT; i++) {
-        this._setBusy(name, this._progress(job));
-        await sleep(JOB_POLL_MS);
-        job = await requestAPI<Nbmci.IJob>(`jobs/${segment(job.id)}`);
-        if (i % 3 === 2) {
-          await this._loadDetail(name);
+    await this._act(
+      name,
+      trans.__('Starting CI…'),
+      trans.__('run CI on %1 v%2 failed', name, version),
+      async () => {
+        let job = await postAPI<Nbmci.IJob>(`models/${segment(name)}/ci`, { version });
+        for (let i = 0; job.state === 'running' && i < JOB_POLL_LIMIT; i++) {
+          this._setBusy(name, this._progress(job));
+          await sleep(JOB_POLL_MS);
+          job = await requestAPI<Nbmci.IJob>(`jobs/${segment(job.id)}`);
+          if (i % 3 === 2) {
+            await this._loadDetail(name);
+          }
         }
+        await this._refresh();
+        this._reportJob(name, version, job);
       }
-      await this._refresh();
-      this._reportJob(job);
-    });
+    );
   }
 
-  async publish(name: string, version: number): Promise<void> {
-    await this._act(name, this._trans.__('Publishing v%1…', version), async () => {
-      const moved = await postAPI<Nbmci.IAliasMove>(`models/${segment(name)}/publish`, {
-        version,
-        force: false
-      });
-      await this._refresh();
-      Notification.success(
-        this._trans.__('%1 is now %2@%3.', moved.ref, name, moved.alias),
-        { autoClose: 4000 }
-      );
-    });
+  async publish(name: string, version: number, force = false): Promise<void> {
+    const trans = this._trans;
+    await this._act(
+      name,
+      force ? trans.__('Publishing v%1 with force…', version) : trans.__('Publishing v%1…', version),
+      force
+        ? trans.__('publish %1 v%2 with force failed', name, version)
+        : trans.__('publish %1 v%2 failed', name, version),
+      async () => {
+        const moved = await postAPI<Nbmci.IAliasMove>(`models/${segment(name)}/publish`, {
+          version,
+          force
+        });
+        await this._refresh();
+        const was =
+          moved.previous === null || moved.previous === moved.version
+            ? ''
+            : trans.__('; production was v%1', moved.previous);
+        toast(
+          'success',
+          moved.forced
+            ? trans.__(
+                'Published %1 v%2 with force, past its CI gates (the override is recorded)%3',
+                name,
+                moved.version,
+                was
+              )
+            : trans.__('Published %1 v%2%3', name, moved.version, was),
+          null,
+          trans
+        );
+      }
+    );
   }
 
   async rollback(name: string): Promise<void> {
-    await this._act(name, this._trans.__('Rolling back…'), async () => {
+    const trans = this._trans;
+    await this._act(name, trans.__('Rolling back…'), trans.__('roll back %1 failed', name), async () => {
       const moved = await postAPI<Nbmci.IAliasMove>(`models/${segment(name)}/rollback`);
       await this._refresh();
-      Notification.success(
-        this._trans.__('Rolled %1@%2 back to %3.', name, moved.alias, moved.ref),
-        { autoClose: 4000 }
-      );
+      const from = moved.previous === null ? '' : trans.__(' (from v%1)', moved.previous);
+      toast('success', trans.__('Rolled %1 back to v%2%3', name, moved.version, from), null, trans);
     });
   }
 
   async openReport(name: string, version: number, notebook: string): Promise<void> {
-    await this._act(name, this._trans.__('Opening report…'), async () => {
-      const { path } = await postAPI<{ path: string }>(
-        `models/${segment(name)}/versions/${version}/notebooks/${segment(notebook)}/open`
-      );
-      await this._open(path);
-    });
+    const trans = this._trans;
+    await this._act(
+      name,
+      trans.__('Opening report…'),
+      trans.__('open the CI report of %1 v%2 failed', name, version),
+      async () => {
+        const path = reportPath(name, version, notebook);
+        await this._contents.get(path, { content: false }); // refused here, not in the tab
+        await this._open(path);
+        toast(
+          'success',
+          trans.__('Opened the CI report of %1 v%2 (%3, read-only)', name, version, notebook),
+          null,
+          trans
+        );
+      }
+    );
   }
 
-  /** Run one action on a model: its buttons are disabled until it ends. */
-  private async _act(name: string, label: string, action: () => Promise<void>) {
+  /**
+   * Run one action on a model: its buttons are disabled until it ends, and it ends in a
+   * toast (a refusal reads `failed` then the server's reason and the panel's hint).
+   */
+  private async _act(
+    name: string,
+    label: string,
+    failed: string,
+    action: () => Promise<void>
+  ) {
     if (this._busy.has(name)) {
       return;
     }
@@ -172,7 +221,7 @@ export class NbmciModel implements INbmciModel {
     try {
       await action();
     } catch (error) {
-      notifyError(error);
+      toast('error', failed, explain(error), this._trans);
     } finally {
       this._busy.delete(name);
       this._changed.emit();
@@ -189,21 +238,24 @@ export class NbmciModel implements INbmciModel {
     return this._trans.__('CI%1: %2', step, job.message ?? this._trans.__('running…'));
   }
 
-  private _reportJob(job: Nbmci.IJob): void {
+  private _reportJob(name: string, version: number, job: Nbmci.IJob): void {
     const trans = this._trans;
-    if (job.state === 'passed') {
-      Notification.success(trans.__('CI passed for %1.', job.ref), { autoClose: 4000 });
-    } else if (job.state === 'failed') {
-      Notification.warning(trans.__('CI failed for %1. %2', job.ref, job.message ?? ''), {
-        autoClose: 8000
-      });
-    } else if (job.state === 'running') {
-      Notification.info(trans.__('CI for %1 is still running; refresh later.', job.ref));
-    } else {
-      Notification.error(
-        trans.__('CI %1 for %2. %3', job.state, job.ref, job.error ?? job.message ?? ''),
-        { autoClose: 8000 }
-      );
+    const why = job.reason ?? job.error ?? null;
+    switch (job.state) {
+      case 'passed':
+        toast('success', trans.__('CI passed for %1 v%2', name, version), null, trans);
+        break;
+      case 'failed':
+        toast('warning', trans.__('CI failed for %1 v%2', name, version), why, trans);
+        break;
+      case 'running':
+        toast('info', trans.__('CI of %1 v%2 is still running; refresh later', name, version), null, trans);
+        break;
+      case 'cancelled':
+        toast('info', trans.__('CI of %1 v%2 was cancelled', name, version), why, trans);
+        break;
+      default:
+        toast('error', trans.__('CI of %1 v%2 had errors', name, version), why, trans);
     }
   }
 

@@ -8,7 +8,11 @@ export class NbmciError extends Error {
   constructor(
     readonly status: number,
     message: string,
-    readonly hint?: string
+    readonly hint?: string,
+    /** For the panel's actions: why, as a clause with no CLI reference or command. */
+    readonly reason?: string,
+    /** What to do in the panel (the CLI's `hint` names commands). */
+    readonly panelHint?: string
   ) {
     super(message);
     this.name = 'NbmciError';
@@ -47,7 +51,13 @@ export async function requestAPI<T>(
   if (!response.ok) {
     // {"error": ClassName, "message", "hint"} or {"error": message, "type", "hint"}
     const message = data?.message ?? data?.error ?? response.statusText;
-    throw new NbmciError(response.status, String(message), data?.hint ?? undefined);
+    throw new NbmciError(
+      response.status,
+      String(message),
+      data?.hint ?? undefined,
+      data?.reason ?? undefined,
+      data?.panel_hint ?? undefined
+    );
   }
   return data as T;
 }

@@ -118,11 +118,31 @@ export namespace Nbmci {
     lineage: { [key: string]: unknown };
   }
 
+  /** Where `nbmci rollback NAME` would move production: from `from` back to `to`. */
+  export interface IRollback {
+    from: number;
+    to: number;
+  }
+
   /** `GET models/{name}`. */
   export interface IModel {
     name: string;
     aliases: Aliases;
     versions: IVersion[];
+    /** Null when production has no earlier version; absent from older servers. */
+    rollback?: IRollback | null;
+  }
+
+  /** `GET models/{name}/versions/{n}/notebooks/{notebook}`: an executed notebook of CI. */
+  export interface IExecutedNotebook {
+    name: string;
+    version: number;
+    ref: string;
+    notebook: string;
+    status: string;
+    digest: string | null;
+    created_at: string | null;
+    content: { cells: unknown[]; [key: string]: unknown };
   }
 
   export type JobState = 'running' | 'passed' | 'failed' | 'error' | 'cancelled';
@@ -138,6 +158,9 @@ export namespace Nbmci {
     message: string | null;
     result: unknown;
     error: string | null;
+    hint?: string | null;
+    /** Why it did not pass, as a clause (no reference in CLI form, no command). */
+    reason?: string | null;
   }
 
   /** `POST models/{name}/publish` and `POST models/{name}/rollback`. */
@@ -167,7 +190,8 @@ export interface INbmciModel {
   toggle(name: string): void;
   refresh(): Promise<void>;
   runCI(name: string, version: number): Promise<void>;
-  publish(name: string, version: number): Promise<void>;
+  /** Publish; `force` skips the CI gates (recorded), never the servability check. */
+  publish(name: string, version: number, force?: boolean): Promise<void>;
   rollback(name: string): Promise<void>;
   openReport(name: string, version: number, notebook: string): Promise<void>;
   /** Whether a version's inputs are shown (its details are fetched when first shown). */

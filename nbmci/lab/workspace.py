@@ -3,7 +3,6 @@ executed notebooks of CI runs, read from the store (nothing is written into the 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -73,10 +72,11 @@ class Workspace:
         marked untrusted; nothing is written (the panel shows it from a read-only drive)."""
         check_notebook_name(notebook)
         version, entry, data = self.project().executed_notebook(f"{name}@{number}", notebook)
-        try:
-            content = json.loads(data)
-            cells = content["cells"]
-            for cell in cells:
+        import nbformat  # a dependency of jupyter_server, loaded on the first report
+
+        try:  # as the contents API reads it: multi-line strings joined, version 4
+            content = nbformat.reads(data.decode("utf-8"), as_version=4)
+            for cell in content["cells"]:
                 cell.setdefault("metadata", {})["trusted"] = False
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IntegrityError(f"The executed {notebook!r} of {version.ref} is not a "

@@ -19,6 +19,7 @@ export function ModelRow(props: IModelRowProps): JSX.Element {
   const expanded = model.isExpanded(name);
   const busy = model.busy(name);
   const detail = model.detail(name);
+  const rollback = rollbackState(detail, trans);
   const Caret = expanded ? caretDownIcon : caretRightIcon;
   return (
     <li className="jp-nbmci-Model nbmci-model" data-name={name}>
@@ -62,8 +63,8 @@ export function ModelRow(props: IModelRowProps): JSX.Element {
             </span>
             <button
               className="jp-nbmci-Button nbmci-rollback"
-              disabled={!!busy || summary.aliases.production === undefined}
-              title={trans.__('Move production back to the version it had before')}
+              disabled={!!busy || !rollback.enabled}
+              title={rollback.title}
               onClick={() => void model.rollback(name)}
             >
               {trans.__('Roll back')}
@@ -89,4 +90,34 @@ export function ModelRow(props: IModelRowProps): JSX.Element {
       )}
     </li>
   );
+}
+
+/** Roll back is offered only where `nbmci rollback NAME` would go: the server says where. */
+function rollbackState(
+  detail: Nbmci.IModel | undefined,
+  trans: TranslationBundle
+): { enabled: boolean; title: string } {
+  if (detail === undefined) {
+    return { enabled: false, title: trans.__('Loading…') };
+  }
+  const target = detail.rollback;
+  if (target) {
+    return {
+      enabled: true,
+      title: trans.__('Move production back from v%1 to v%2', target.from, target.to)
+    };
+  }
+  if (target === undefined) {
+    return { enabled: false, title: trans.__('This server does not say where a rollback would go') };
+  }
+  return {
+    enabled: false,
+    title:
+      detail.aliases.production === undefined
+        ? trans.__('Nothing to roll back: no version is in production')
+        : trans.__(
+            'Nothing to roll back to: production (v%1) has no earlier version',
+            detail.aliases.production
+          )
+  };
 }

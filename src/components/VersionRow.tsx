@@ -21,7 +21,7 @@ export interface IVersionRowProps {
 export function VersionRow(props: IVersionRowProps): JSX.Element {
   const { model, name, version, busy, trans } = props;
   const notebooks = version.ci?.notebooks ?? [];
-  const isProduction = version.aliases.includes('production');
+  const publish = publishState(version, trans);
   const inputsShown = model.isInputsShown(name, version.version);
   return (
     <li className="jp-nbmci-Version nbmci-version" data-ref={version.ref} data-version={version.version}>
@@ -56,16 +56,22 @@ export function VersionRow(props: IVersionRowProps): JSX.Element {
         </button>
         <button
           className="jp-nbmci-Button nbmci-publish"
-          disabled={busy || isProduction}
-          title={
-            isProduction
-              ? trans.__('%1 is in production', version.ref)
-              : trans.__('Move production to %1 (it must have passed CI)', version.ref)
-          }
+          disabled={busy || !publish.enabled}
+          title={publish.title}
           onClick={() => void model.publish(name, version.version)}
         >
           {trans.__('Publish')}
         </button>
+        {publish.force && (
+          <button
+            className="jp-nbmci-Button jp-mod-secondary nbmci-publish-force"
+            disabled={busy || !publish.force.enabled}
+            title={publish.force.title}
+            onClick={() => void model.publish(name, version.version, true)}
+          >
+            {trans.__('Publish anyway')}
+          </button>
+        )}
         {notebooks.map((run, i) => (
           <button
             key={run.notebook}
@@ -96,4 +102,69 @@ export function VersionRow(props: IVersionRowProps): JSX.Element {
       )}
     </li>
   );
+}
+
+interface IButtonState {
+  enabled: boolean;
+  /** The tooltip: what it does, or why it is disabled. */
+  title: string;
+}
+
+/**
+ * What Publish, and its forced variant, may do for a version, as `nbmci publish` decides:
+ * CI must have passed (force skips that, and is recorded) and the version must be servable
+ * (force never skips that). `force` is null when there is nothing to force past.
+ */
+export function publishState(
+  version: Nbmci.IVersion,
+  trans: TranslationBundle
+): IButtonState & { force: IButtonState | null } {
+  const v = `v${version.version}`;
+  if (version.aliases.includes('production')) {
+    return { enabled: false, title: trans.__('%1 is in production', v), force: null };
+  }
+  const servability = version.servability?.status ?? 'unknown';
+  const ci = version.ci?.status ?? null;
+  let notServable: string | null = null;
+  if (servability === 'not servable') {
+    notServable = trans.__(
+      '%1 is not servable: %2',
+      v,
+      version.servability?.reason ?? trans.__('no reason recorded')
+    );
+  } else if (servability === 'checking') {
+    notServable = trans.__('%1 is being checked for servability; wait for the verdict', v);
+  } else if (servability !== 'servable') {
+    notServable = trans.__('%1 has not been checked for servability', v);
+  }
+  const ciProblem =
+    ci === 'passed'
+      ? null
+      : ci === null
+        ? trans.__('CI has not run on %1', v)
+        : trans.__('CI %1 on %2', ci, v);
+  const problems = [ciProblem, notServable].filter((p): p is string => p !== null);
+  const title = problems.length
+    ? trans.__('Publish needs a version that passed CI and is servable: %1.', problems.join('; '))
+    : trans.__('Move production to %1 (CI passed, servable)', v);
+  const force =
+    ciProblem === null
+      ? null
+      : notServable === null
+        ? {
+            enabled: true,
+            title: trans.__(
+              'Publish %1 although %2: force skips the CI gates (the override is recorded), never the servability check.',
+              v,
+              ciProblem.charAt(0).toLowerCase() + ciProblem.slice(1)
+            )
+          }
+        : {
+            enabled: false,
+            title: trans.__(
+              'Force skips only the CI gates, never the servability check: %1.',
+              notServable
+            )
+          };
+  return { enabled: problems.length === 0, title, force };
 }

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +9,7 @@ import nbformat
 import pytest
 
 from nbmci.api import Project
-from tests.lab.conftest import NOTEBOOK, Client, Reply, executed_notebook, quote, record_ci
+from tests.lab.conftest import NOTEBOOK, Client, Reply, executed_notebook, quote, record_ci, tree
 
 
 def error_of(reply: Reply, status: int, kind: str | None = None) -> dict[str, Any]:
@@ -151,6 +148,57 @@ async def test_publish_refuses_without_ci_then_force_and_rollback(
     assert lab_project.show("clf@production").version == 1
 
 
+def assert_panel_words(body: dict[str, Any]) -> None:
+    """The panel's fields name no CLI command, placeholder or REST route."""
+    for text in (body["reason"], body["panel_hint"] or ""):
+        assert "`nbmci" not in text and "NAME@N" not in text and "nbmci/api" not in text
+        assert "@" not in text  # versions are the panel's to name ("clf v2"), not clf@2
+
+
+async def test_model_says_where_rollback_would_go(api: Client, lab_project: Project) -> None:
+    assert (await api.get("models/clf")).json["rollback"] is None  # nothing in production
+    record_ci(lab_project, "clf", 1)
+    record_ci(lab_project, "clf", 2)
+    assert (await api.post("models/clf/publish", {"version": 1})).status == 200
+    assert (await api.get("models/clf")).json["rollback"] is None  # the first production
+    assert (await api.post("models/clf/publish", {"version": 2})).status == 200
+    assert (await api.get("models/clf")).json["rollback"] == {"from": 2, "to": 1}
+    back = await api.post("models/clf/rollback")
+    assert (back.json["previous"], back.json["version"]) == (2, 1)  # where it said
+    assert (await api.get("models/clf")).json["rollback"] is None
+    body = error_of(await api.post("models/clf/rollback"), 409, "ConflictError")
+    assert body["reason"] == "production has no earlier version to go back to"
+    assert_panel_words(body)
+
+
+async def test_refusals_carry_the_panels_reason(api: Client, lab_project: Project) -> None:
+    body = error_of(await api.post("models/clf/publish", {"version": 2}), 409, "ConflictError")
+    assert "--force" in body["hint"]  # the CLI's words stay for scripts
+    assert body["reason"] == "it has not passed CI (CI has not run on it)"
+    assert "Publish anyway" in body["panel_hint"] and "servability" in body["panel_hint"]
+    assert_panel_words(body)
+    record_ci(lab_project, "clf", 2, status="failed")
+    body = error_of(await api.post("models/clf/publish", {"version": 2}), 409)
+    assert body["reason"] == "it has not passed CI (its CI failed)"
+    body = error_of(await api.post("models/clf/rollback"), 409)
+    assert body["reason"] == "production has no earlier version to go back to"
+    assert_panel_words(body)
+
+
+async def test_force_never_skips_the_servability_check(api: Client, lab_project: Project,
+                                                       fitted: Any) -> None:
+    version = lab_project.commit(fitted, None, name="clf", message="no example rows")
+    lab_project.checks.wait(version)
+    shown = (await api.get("models/clf")).json["versions"][0]
+    assert shown["ref"] == "clf@3" and shown["servability"]["status"] == "not servable"
+    body = error_of(await api.post("models/clf/publish", {"version": 3, "force": True}), 422,
+                    "NotServableError")
+    assert body["reason"].startswith("it is not servable: ")
+    assert "production was not moved" not in body["reason"]
+    assert_panel_words(body)
+    assert (await api.get("models/clf")).json["aliases"] == {}  # nothing moved
+
+
 async def test_publish_failed_ci_is_refused(api: Client, lab_project: Project) -> None:
     record_ci(lab_project, "clf", 2, status="failed")
     body = error_of(await api.post("models/clf/publish", {"version": 2}), 409)
@@ -199,33 +247,28 @@ async def test_unknown_and_malformed_job_ids(api: Client, lab_project: Project) 
 # -- executed notebooks -----------------------------------------------------------------------
 
 
-async def test_open_writes_a_read_only_copy(api: Client, lab_project: Project,
-                                            jp_root_dir: Path, jp_fetch: Any) -> None:
+async def test_executed_notebook_is_read_from_the_registry(
+        api: Client, lab_project: Project, jp_root_dir: Path) -> None:
     digest = record_ci(lab_project, "clf", 1, notebook=executed_notebook("first"))
-    reply = await api.post(f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}/open")
-    assert reply.status == 200
-    assert reply.json["path"] == "nbmci-reports/clf@1/notebooks/evaluate.ipynb"
-    assert reply.json["digest"] == digest and reply.json["ref"] == "clf@1"
-    copy = jp_root_dir / reply.json["path"]
-    assert stat.S_IMODE(copy.stat().st_mode) == 0o444
-    assert nbformat.reads(copy.read_text(), 4).cells[0].outputs[0]["text"] == "first"
-    # Jupyter's file browser shows it (not a hidden directory), untrusted: JupyterLab renders
-    # its outputs sanitized and runs no script from them (SE-10); it will not save over it
-    contents = json_of(await jp_fetch("api", "contents", reply.json["path"], method="GET"))
-    assert contents["type"] == "notebook"
-    assert [c["metadata"]["trusted"] for c in contents["content"]["cells"]] == [False]
-    if os.geteuid() != 0:  # root may write anything
-        assert contents["writable"] is False
-    # a newer CI run replaces the read-only copy; the raw '/' form of the name works too
+    before = tree(jp_root_dir, skip=lambda p: ".nbmci" in p.parts)
+    reply = await api.get(f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}")
+    assert reply.status == 200, reply.body
+    body = reply.json
+    assert (body["ref"], body["name"], body["version"]) == ("clf@1", "clf", 1)
+    assert body["notebook"] == NOTEBOOK and body["digest"] == digest
+    assert body["status"] == "passed" and body["created_at"]
+    notebook = nbformat.from_dict(body["content"])
+    assert notebook.cells[0].outputs[0]["text"] == "first"
+    # every cell untrusted: JupyterLab renders its outputs sanitized, runs none of them (SE-10)
+    assert [c.metadata["trusted"] for c in notebook.cells] == [False]
+    # nothing is written into the Jupyter root: no copy, so no .ipynb_checkpoints beside one
+    assert tree(jp_root_dir, skip=lambda p: ".nbmci" in p.parts) == before
+    assert not list(jp_root_dir.rglob(".ipynb_checkpoints"))
+    # a newer CI run is what the next read shows; the raw '/' form of the name works too
     record_ci(lab_project, "clf", 1, notebook=executed_notebook("second"))
-    again = await api.post(f"models/clf/versions/1/notebooks/{NOTEBOOK}/open")
-    assert again.status == 200 and again.json["path"] == reply.json["path"]
-    assert nbformat.reads(copy.read_text(), 4).cells[0].outputs[0]["text"] == "second"
-    assert stat.S_IMODE(copy.stat().st_mode) == 0o444
-
-
-def json_of(response: Any) -> Any:
-    return json.loads(response.body)
+    again = await api.get(f"models/clf/versions/1/notebooks/{NOTEBOOK}")
+    assert again.status == 200
+    assert again.json["content"]["cells"][0]["outputs"][0]["text"] == "second"
 
 
 @pytest.mark.parametrize("notebook", ["../../etc/passwd", "..", "notebooks/../x.ipynb",
@@ -234,19 +277,19 @@ def json_of(response: Any) -> Any:
 async def test_open_refuses_bad_notebook_names(api: Client, lab_project: Project,
                                                jp_root_dir: Path, notebook: str) -> None:
     record_ci(lab_project, "clf", 1)
-    reply = await api.post(f"models/clf/versions/1/notebooks/{quote(notebook)}/open")
+    reply = await api.get(f"models/clf/versions/1/notebooks/{quote(notebook)}")
     error_of(reply, 400, "InvalidInputError")
-    assert not (jp_root_dir / "nbmci-reports").exists()
 
 
 async def test_open_unknown_notebook_version_or_run(api: Client, lab_project: Project) -> None:
-    body = error_of(await api.post(
-        f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}/open"), 404, "NotFoundError")
+    body = error_of(await api.get(
+        f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}"), 404, "NotFoundError")
     assert "no CI run yet" in body["error"]
+    assert body["reason"] and "nbmci" not in (body["panel_hint"] or "")  # the CLI's hint
     record_ci(lab_project, "clf", 1)
-    body = error_of(await api.post("models/clf/versions/1/notebooks/other.ipynb/open"), 404)
-    assert NOTEBOOK in body["hint"]
-    error_of(await api.post(f"models/clf/versions/5/notebooks/{quote(NOTEBOOK)}/open"), 404,
+    body = error_of(await api.get("models/clf/versions/1/notebooks/other.ipynb"), 404)
+    assert NOTEBOOK in body["hint"] and NOTEBOOK in body["panel_hint"]
+    error_of(await api.get(f"models/clf/versions/5/notebooks/{quote(NOTEBOOK)}"), 404,
              "VersionNotFoundError")
 
 
@@ -257,10 +300,9 @@ async def test_open_names_a_corrupt_executed_notebook(api: Client, lab_project: 
     path = Path(lab_project.store.path(digest))
     path.chmod(0o644)
     path.write_bytes(b"tampered")
-    body = error_of(await api.post(
-        f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}/open"), 500, "CorruptObjectError")
+    body = error_of(await api.get(
+        f"models/clf/versions/1/notebooks/{quote(NOTEBOOK)}"), 500, "CorruptObjectError")
     assert digest in body["error"] and "nbmci fsck" in body["hint"]
-    assert not (jp_root_dir / "nbmci-reports" / "clf@1" / NOTEBOOK).exists()
 
 
 async def test_nbmci_root_names_a_project_elsewhere(api: Client, make_project: Any, fitted: Any,
