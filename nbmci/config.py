@@ -28,7 +28,7 @@ class Settings:
     registry_url: str
     gc_grace: float = DEFAULT_GC_GRACE
     durable: bool = True  # fsync objects and directories before the metadata commit
-    chunk_bytes: int = 8 << 20  # average bytes of one row chunk of a table, all columns
+    chunk_bytes: int = 8 << 20  # largest average row chunk (all columns); smaller data: ~128
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -47,10 +47,23 @@ def is_varied(key: np.ndarray, sample: int = 2048) -> bool:
     return len(np.unique(picked)) >= len(picked) // 2
 
 
-def average_rows(chunk_bytes: int, row_bytes: float) -> int:
+TARGET_CHUNKS = 256  # a dataset is cut into about this many chunks...
+MIN_CHUNK_BYTES = 64 << 10  # ...of at least this many bytes on average
+
+
+def chunk_size(chunk_bytes: int, total_bytes: float) -> float:
+    """Average bytes per chunk: about ``TARGET_CHUNKS`` chunks, between ``MIN_CHUNK_BYTES``
+    and ``chunk_bytes``, so an edit rewrites about 1% of a dataset of any size (a 1 MB frame
+    has 16 chunks, 16 MB 256 chunks of 64 KiB, and from 2 GB on chunks are ``chunk_bytes``)."""
+    return min(float(chunk_bytes), max(float(MIN_CHUNK_BYTES), total_bytes / TARGET_CHUNKS))
+
+
+def average_rows(chunk_bytes: int, row_bytes: float, rows: int) -> int:
     """Target rows per chunk, a power of two, so that small edits (which barely change the
-    bytes per row) keep the same chunking parameters and hence the same cuts."""
-    target = max(1.0, chunk_bytes / max(row_bytes, 1e-9))
+    dataset's size or its bytes per row) keep the same chunking parameters and hence the
+    same cuts."""
+    size = chunk_size(chunk_bytes, row_bytes * rows)
+    target = max(1.0, size / max(row_bytes, 1e-9))
     return 1 << max(0, round(np.log2(target)))
 
 

@@ -31,7 +31,13 @@ from nbmci.store.objects import ObjectStore, ObjectWriter
 logger = logging.getLogger(__name__)
 
 FORMAT = "nbmci.dataset/1"
+PAGE_FORMAT = "nbmci.dataset-page/1"
 _MAX_KEY_COLUMNS = 2
+# A table's chunk lists (digests and per-chunk statistics, ~100 bytes a chunk and column) go
+# into pages of about PAGE_CHUNKS row chunks, cut where the key column's chunk digest says, so
+# an edit rewrites the pages around it and not a manifest as long as the whole dataset.
+PAGE_CHUNKS = 16
+_PAGE_MAX = PAGE_CHUNKS * 4
 Progress = Callable[[int], None]
 
 
@@ -153,10 +159,12 @@ def _key_arrays(table: pa.Table, prefer: list[str]) -> tuple[list[np.ndarray], l
     return keys, chosen
 
 
-def _average(chunk_bytes: int, row_bytes: float, previous: dict[str, Any] | None) -> int:
+def _average(chunk_bytes: int, row_bytes: float, rows: int,
+             previous: dict[str, Any] | None) -> int:
     """Rows per chunk; an earlier version's value is kept while it is within 4x of the
-    target, so a dataset's chunking (and so its dedup) survives changes in row width."""
-    target = chunking.average_rows(chunk_bytes, row_bytes)
+    target, so a dataset's chunking (and so its dedup) survives changes in its size and
+    row width."""
+    target = chunking.average_rows(chunk_bytes, row_bytes, rows)
     before = ((previous or {}).get("chunking") or {}).get("average")
     if isinstance(before, int) and before > 0 and target / 4 <= before <= target * 4:
         return before
@@ -252,7 +260,7 @@ def _write_table(value: Any, columns_writer: _ColumnWriter, *, chunk_bytes: int,
     rows = table.num_rows
     nbytes = table.nbytes
     cuts = [rows]  # an empty table still gets one (empty) chunk: it carries dictionaries
-    average = _average(chunk_bytes, nbytes / max(rows, 1), previous)
+    average = _average(chunk_bytes, nbytes / max(rows, 1), rows, previous)
     keys: list[str] = []
     if rows and table.num_columns:
         prefer = ((previous or {}).get("chunking") or {}).get("keys") or []
@@ -272,11 +280,40 @@ def _write_table(value: Any, columns_writer: _ColumnWriter, *, chunk_bytes: int,
         "columns": columns,
         **extra,
     }
-    digest = columns_writer.put([canonical_json(manifest)])
+    stored = manifest
+    if len(cuts) > PAGE_CHUNKS:
+        pages = _pages(columns, table.column_names, keys)
+        manifest["pages"] = [columns_writer.put([canonical_json(page)]) for page in pages]
+        stored = {**manifest, "columns": [{k: c[k] for k in ("name", "type", "dictionary")}
+                                          for c in columns]}
+    digest = columns_writer.put([canonical_json(stored)])
     summary = {_display_name(c["name"]): stats.combine(c["type"], c["stats"]) for c in columns}
     if kind == "series":
         summary[str(extra["series_name"])] = summary.pop("__series__")
     return DatasetSnapshot(digest, kind, rows, nbytes, _describe(value, kind), summary, manifest)
+
+
+def _pages(columns: list[dict[str, Any]], names: list[str],
+           keys: list[str]) -> list[dict[str, Any]]:
+    """The columns' chunk lists cut into pages after each row chunk whose key-column digest
+    ends in a multiple of ``PAGE_CHUNKS`` (content-defined, so pages resync after an edit)."""
+    lead = columns[names.index(keys[0]) if keys and keys[0] in names else 0]["chunks"]
+    ends = [i + 1 for i, d in enumerate(lead) if int(d[-8:], 16) % PAGE_CHUNKS == 0]
+    bounded, start = [], 0
+    for end in [*ends, len(lead)]:
+        while end - start > _PAGE_MAX:
+            start += _PAGE_MAX
+            bounded.append(start)
+        if end > start:
+            bounded.append(end)
+            start = end
+    pages, start = [], 0
+    for end in bounded:
+        pages.append({"format": PAGE_FORMAT, "columns": [
+            {"chunks": c["chunks"][start:end], "stats": c["stats"][start:end]}
+            for c in columns]})
+        start = end
+    return pages
 
 
 def _display_name(column: str) -> str:
@@ -306,7 +343,7 @@ def _write_ndarray(value: np.ndarray, column_writer: _ColumnWriter, *,
     rows = shape[0] if shape else 1
     flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
     row_bytes = flat.nbytes // rows if rows else 0
-    average = _average(chunk_bytes, row_bytes, previous)
+    average = _average(chunk_bytes, row_bytes, rows, previous)
     cuts = [rows]
     if rows and row_bytes:
         keys = [chunking.key_words(flat, rows)]
@@ -332,8 +369,9 @@ def _write_ndarray(value: np.ndarray, column_writer: _ColumnWriter, *,
 
 
 _MANIFEST_KEYS = {
-    "dataframe": {"format", "kind", "rows", "cuts", "chunking", "schema", "columns"},
-    "series": {"format", "kind", "rows", "cuts", "chunking", "schema", "columns", "series_name"},
+    "dataframe": {"format", "kind", "rows", "cuts", "chunking", "schema", "columns", "pages"},
+    "series": {"format", "kind", "rows", "cuts", "chunking", "schema", "columns", "series_name",
+               "pages"},
     "ndarray": {"format", "kind", "rows", "cuts", "chunking", "dtype", "shape", "chunks"},
 }
 _COLUMN_KEYS = {"name", "type", "chunks", "stats", "dictionary"}
@@ -354,7 +392,39 @@ def read_manifest(store: ObjectStore, digest: str) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IntegrityError(f"Object {digest} is not an nbmci dataset manifest.")
     _validate_manifest(manifest, digest)
+    if "pages" in manifest:
+        _inline_pages(store, manifest, digest)
     return manifest
+
+
+def _inline_pages(store: ObjectStore, manifest: dict[str, Any], digest: str) -> None:
+    """Put each column's chunk list and statistics back together from the pages."""
+    import json
+
+    columns = manifest["columns"]
+    for column in columns:
+        column["chunks"], column["stats"] = [], []
+    for page_digest in manifest["pages"]:
+        try:
+            page = json.loads(store.get(page_digest))
+        except ValueError as exc:
+            raise IntegrityError(f"Page {page_digest} of dataset manifest {digest} is not "
+                                 "valid JSON.") from exc
+        parts = page.get("columns") if isinstance(page, dict) else None
+        if page.get("format") != PAGE_FORMAT or set(page) != {"format", "columns"} or \
+                not isinstance(parts, list) or len(parts) != len(columns):
+            raise IntegrityError(f"Object {page_digest} is not a page of dataset manifest "
+                                 f"{digest}.", hint="Nothing was loaded. Run `nbmci fsck`.")
+        for column, part in zip(columns, parts, strict=True):
+            if not isinstance(part, dict) or set(part) != {"chunks", "stats"}:
+                raise IntegrityError(f"Page {page_digest} of dataset manifest {digest} has "
+                                     "unknown fields.", hint="Nothing was loaded.")
+            column["chunks"] += part["chunks"]
+            column["stats"] += part["stats"]
+    if any(len(c["chunks"]) != len(manifest["cuts"]) for c in columns):
+        raise IntegrityError(f"The pages of dataset manifest {digest} do not hold one chunk "
+                             "per row chunk.", hint="Nothing was loaded. Run `nbmci fsck`.")
+    _validate_manifest(manifest, digest)
 
 
 def _validate_manifest(manifest: dict[str, Any], digest: str) -> None:
@@ -368,7 +438,9 @@ def _validate_manifest(manifest: dict[str, Any], digest: str) -> None:
     unknown = set(manifest) - allowed
     if unknown:
         raise refuse(f"unknown fields {sorted(unknown)}")
-    references: list[Any] = []
+    references: list[Any] = list(manifest.get("pages") or [])
+    if not isinstance(manifest.get("pages", []), list):
+        raise refuse("'pages' is not a list")
     if manifest["kind"] == "ndarray":
         references = list(manifest.get("chunks") or [])
     else:
@@ -387,7 +459,7 @@ def manifest_objects(manifest: dict[str, Any]) -> list[str]:
     """Every object digest a manifest points at."""
     if manifest["kind"] == "ndarray":
         return list(manifest["chunks"])
-    out = []
+    out = list(manifest.get("pages") or [])
     for column in manifest["columns"]:
         out.extend(column["chunks"])
         if column.get("dictionary"):

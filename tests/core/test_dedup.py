@@ -101,3 +101,52 @@ def test_stats_stay_exact_when_chunks_are_reused(small_chunks: Project, fitted: 
     assert stats["a"]["std"] == pytest.approx(grown["a"].std(ddof=0), rel=1e-9)
     assert stats["n"]["max"] == grown["n"].max()
     assert stats["s"]["top"] == grown["s"].value_counts().to_dict()
+
+
+@pytest.mark.parametrize("rows", [20_000, 400_000], ids=["1MB", "16MB"])
+def test_edits_store_about_what_changed_at_the_default_chunk_size(
+        make_project: Any, fitted: Any, rows: int) -> None:
+    """With the defaults, a frame of any size is cut into enough chunks (issue 15): appending
+    1% stores <= 3% of it (or 256 KiB), deleting 1% in the middle <= 5% (or 512 KiB)."""
+    project = make_project()
+    frame = _frame(rows)
+    one = _data_bytes(project.commit(fitted, {"X": frame}, name="m"))
+    extra = _frame(rows // 100, seed=1)
+    appended = project.commit(fitted, {"X": pd.concat([frame, extra], ignore_index=True)},
+                              name="m")
+    middle, count = rows // 2, rows // 100
+    kept = pd.concat([frame.iloc[:middle], frame.iloc[middle + count:]], ignore_index=True)
+    deleted = project.commit(fitted, {"X": kept}, name="m")
+    assert _data_bytes(appended) <= max(0.03 * one, 256 << 10)
+    assert _data_bytes(deleted) <= max(0.05 * one, 512 << 10)
+    assert project.load_data("m@3")["X"].equals(kept)
+    assert project.fsck().ok
+
+
+def test_a_long_chunk_list_is_paged_and_a_damaged_page_is_refused(make_project: Any,
+                                                                   fitted: Any) -> None:
+    import json
+
+    from nbmci.digest import canonical_json
+    from nbmci.errors import IntegrityError
+    from nbmci.snapshot.tables import read_dataset
+
+    project = make_project()
+    frame = _frame(400_000)
+    version = project.commit(fitted, {"X": frame}, name="m")
+    manifest = json.loads(project.store.get(version.data["X"].digest))
+    assert len(manifest["pages"]) > 1 and "chunks" not in manifest["columns"][0]
+    # a store written before pages (one manifest with every chunk list) still reads
+    inline = {k: v for k, v in manifest.items() if k != "pages"}
+    inline["columns"] = [{**column, "chunks": [], "stats": []} for column in manifest["columns"]]
+    for page in manifest["pages"]:
+        for column, part in zip(inline["columns"], json.loads(project.store.get(page))["columns"],
+                                strict=True):
+            column["chunks"] += part["chunks"]
+            column["stats"] += part["stats"]
+    assert read_dataset(project.store, project.store.put_bytes(canonical_json(inline)).digest
+                        ).equals(frame)
+    hostile = {"format": "nbmci.dataset-page/1", "columns": [], "loader": "x"}
+    manifest["pages"][0] = project.store.put_bytes(canonical_json(hostile)).digest
+    with pytest.raises(IntegrityError, match="not a page"):
+        read_dataset(project.store, project.store.put_bytes(canonical_json(manifest)).digest)
