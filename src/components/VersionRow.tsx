@@ -154,9 +154,9 @@ export function publishState(
         ? {
             enabled: true,
             title: trans.__(
-              'Publish %1 although %2: force skips the CI gates (the override is recorded), never the servability check.',
+              'Publish %1 anyway: %2. Force skips the CI gates (the override is recorded), never the servability check.',
               v,
-              ciProblem.charAt(0).toLowerCase() + ciProblem.slice(1)
+              ciProblem
             )
           }
         : {

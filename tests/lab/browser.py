@@ -1,7 +1,8 @@
 """Helpers for the browser tests: a project, JupyterLab in a subprocess, Chromium flags.
 
 The project has an evaluation notebook and gates, iris@1 and iris@2 that passed real CI, iris@1
-in production, and a model whose message and metric name are hostile HTML (SE-10).
+in production, iris@3 (servable, no CI yet), and a model whose message and metric name are
+hostile HTML (SE-10).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def _evaluation_notebook() -> str:
 
 
 def make_project(root: Path) -> None:
-    """iris@1 and iris@2 pass CI, iris@1 is in production; xss@1 carries hostile text."""
+    """iris@1 and iris@2 pass CI, iris@1 is in production, iris@3 has no CI; xss@1 carries
+    hostile text and is not servable (no example rows)."""
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
@@ -71,7 +73,8 @@ def make_project(root: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for c, message, acc in [(0.5, "baseline", 0.93), (2.0, "less regularization", 0.97)]:
+            for c, message, acc in [(0.5, "baseline", 0.93), (2.0, "less regularization", 0.97),
+                                    (1.0, "no CI yet", 0.95)]:
                 model = LogisticRegression(max_iter=500, C=c).fit(X, y)
                 project.commit(model, {"X_train": X, "y_train": y}, name="iris", message=message,
                                metrics={"accuracy": acc, "f1_macro": acc - 0.01})

@@ -1,9 +1,12 @@
-"""The nbmci panel in real JupyterLab and headless Chromium: publish from the panel (issue 6)
-and hostile registry text shown as text, with no script run (SE-10)."""
+"""The nbmci panel in real JupyterLab and headless Chromium: publish from the panel (issue 6),
+hostile registry text shown as text, with no script run (SE-10), and the panel saying what is
+true (issue 15): buttons enabled only where nbmci would act, toasts in the panel's words, CI
+reports named by version and read without a copy in the Jupyter root."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -111,6 +114,34 @@ def expand(page: Any, name: str) -> None:
     page.locator(f'.nbmci-model[data-name="{name}"] .nbmci-version').first.wait_for()
 
 
+def toast_text(page: Any, starts: str) -> str:
+    """The whole message of the toast that starts with ``starts``, checked for the panel's
+    words: not cut off, no CLI command, placeholder or ``name@N`` reference."""
+    message = page.locator(".Toastify__toast .jp-toast-message", has_text=starts).first
+    message.wait_for(timeout=30_000)
+    text = str(message.inner_text()).strip()
+    assert text.startswith(starts), text
+    assert not text.endswith("…") and "`nbmci" not in text and "NAME@N" not in text, text
+    assert "@" not in text, text
+    return text
+
+
+def rollback_button(page: Any, name: str) -> Any:
+    return page.locator(f'.nbmci-model[data-name="{name}"] button.nbmci-rollback')
+
+
+def test_roll_back_is_disabled_without_an_earlier_production_version(page: Any) -> None:
+    expand(page, "iris")
+    button = rollback_button(page, "iris")
+    expect(button).to_be_disabled()
+    expect(button).to_have_attribute(
+        "title", "Nothing to roll back to: production (v1) has no earlier version")
+    expand(page, "xss")
+    expect(rollback_button(page, "xss")).to_be_disabled()
+    expect(rollback_button(page, "xss")).to_have_attribute(
+        "title", "Nothing to roll back: no version is in production")
+
+
 def test_publish_from_the_panel_moves_production(page: Any, lab: Lab,
                                                  request: pytest.FixtureRequest) -> None:
     expand(page, "iris")
@@ -130,8 +161,12 @@ def test_publish_from_the_panel_moves_production(page: Any, lab: Lab,
     finally:
         project.close()
 
+    assert toast_text(page, "Published iris v2") == "Published iris v2; production was v1"
+    button = rollback_button(page, "iris")
+    expect(button).to_be_enabled()
+    expect(button).to_have_attribute("title", "Move production back from v2 to v1")
+
     out = artifact_dir(request.config)
-    page.locator(".Toastify__toast", has_text="iris@2").wait_for()
     page.wait_for_timeout(800)  # the toast slides in
     page.screenshot(path=str(out / "lab-sidebar-light.png"))
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme',"
@@ -149,17 +184,65 @@ def test_roll_back_from_the_panel(page: Any) -> None:
     expand(page, "iris")
     production = '.nbmci-alias[data-alias="production"]'
     version(page, "iris@2").locator(production).wait_for()
-    page.locator('.nbmci-model[data-name="iris"] button.nbmci-rollback').click()
+    rollback_button(page, "iris").click()
     version(page, "iris@1").locator(production).wait_for()
     assert version(page, "iris@2").locator(production).count() == 0
-    page.locator(".Toastify__toast", has_text="back to iris@1").wait_for()
+    assert toast_text(page, "Rolled iris back") == "Rolled iris back to v1 (from v2)"
+    # iris@1 is production again, with nothing before it: what `nbmci rollback iris` says too
+    expect(rollback_button(page, "iris")).to_be_disabled()
 
 
-def test_refused_publish_shows_the_server_reason(page: Any) -> None:
+def test_publish_needs_ci_and_servability_and_force_skips_only_ci(page: Any, lab: Lab) -> None:
+    expand(page, "iris")
     expand(page, "xss")
-    version(page, "xss@1").locator("button.nbmci-publish").click()
-    page.locator(".Toastify__toast", has_text="has not passed CI").wait_for()
-    assert version(page, "xss@1").locator('.nbmci-alias[data-alias="production"]').count() == 0
+    iris1, iris3, xss1 = version(page, "iris@1"), version(page, "iris@3"), version(page, "xss@1")
+    for row in (iris3, xss1):  # their verdicts come from the background check
+        expect(row.locator(".nbmci-servability")).not_to_have_attribute(
+            "data-status", "checking", timeout=30_000)
+
+    # in production: nothing to publish, nothing to force
+    expect(iris1.locator("button.nbmci-publish")).to_be_disabled()
+    expect(iris1.locator("button.nbmci-publish")).to_have_attribute("title", "v1 is in production")
+    expect(iris1.locator("button.nbmci-publish-force")).to_have_count(0)
+    # passed CI and servable: Publish, no force needed
+    expect(version(page, "iris@2").locator("button.nbmci-publish")).to_be_enabled()
+    expect(version(page, "iris@2").locator("button.nbmci-publish-force")).to_have_count(0)
+
+    # servable, no CI: Publish disabled and says why; Publish anyway says what it skips
+    publish, force = iris3.locator("button.nbmci-publish"), iris3.locator(
+        "button.nbmci-publish-force")
+    expect(iris3.locator(".nbmci-servability")).to_have_attribute("data-status", "servable")
+    expect(publish).to_be_disabled()
+    expect(publish).to_have_attribute(
+        "title", "Publish needs a version that passed CI and is servable: CI has not run on v3.")
+    expect(force).to_be_enabled()
+    expect(force).to_have_text("Publish anyway")
+    assert force.get_attribute("title") == (
+        "Publish v3 anyway: CI has not run on v3. Force skips the CI gates (the override is "
+        "recorded), never the servability check.")
+
+    # not servable: refused even with force, as `nbmci publish --force` refuses it
+    expect(xss1.locator(".nbmci-servability")).to_have_attribute("data-status", "not-servable")
+    expect(xss1.locator("button.nbmci-publish")).to_be_disabled()
+    title = xss1.locator("button.nbmci-publish").get_attribute("title") or ""
+    assert "CI has not run on v1" in title and "v1 is not servable: " in title
+    expect(xss1.locator("button.nbmci-publish-force")).to_be_disabled()
+    assert (xss1.locator("button.nbmci-publish-force").get_attribute("title") or "").startswith(
+        "Force skips only the CI gates, never the servability check: v1 is not servable: ")
+
+    force.click()
+    iris3.locator('.nbmci-alias[data-alias="production"]').wait_for()
+    assert toast_text(page, "Published iris v3") == (
+        "Published iris v3 with force, past its CI gates (the override is recorded); "
+        "production was v1")
+    project = Project(load_settings(lab.root))
+    try:
+        assert project.resolve("iris@production") == ("iris", 3)
+    finally:
+        project.close()
+    expect(rollback_button(page, "iris")).to_have_attribute(
+        "title", "Move production back from v3 to v1")
+    assert page.errors == []
 
 
 def test_se10_hostile_registry_text_is_shown_as_text(page: Any,
@@ -220,12 +303,22 @@ def test_servability_chips_and_the_input_schema(page: Any,
     assert page.errors == []
 
 
-def test_report_opens_the_executed_notebook(page: Any, request: pytest.FixtureRequest) -> None:
+def test_report_opens_the_executed_notebook(page: Any, lab: Lab,
+                                            request: pytest.FixtureRequest) -> None:
     expand(page, "iris")
     version(page, "iris@1").locator("button.nbmci-report").click()
-    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="evaluate.ipynb")
+    # the tab says which version the report is for
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="iris v1 · evaluate.ipynb")
     tab.wait_for()
     page.locator(".jp-Notebook .jp-Cell").nth(1).wait_for()  # the executed cells render
+    assert toast_text(page, "Opened the CI report") == (
+        "Opened the CI report of iris v1 (notebooks/evaluate.ipynb, read-only)")
+    # JupyterLab checkpoints only what it can save; it listed none for the read-only report
+    expect(tab).to_have_attribute("title", re.compile("Last Checkpoint: None"))
+    # the report is read from the registry: no copy in the Jupyter root, no checkpoints of one
+    assert not list(lab.root.rglob(".ipynb_checkpoints"))
+    assert not (lab.root / "nbmci-reports").exists()
+    assert page.errors == []
     page.screenshot(path=str(artifact_dir(request.config) / "lab-report.png"))
 
 
@@ -239,8 +332,12 @@ def test_run_ci_from_the_panel_shows_progress_then_the_result(
     # xss@1 has no "accuracy" metric: the evaluation notebook raises, so CI ends in "error"
     row.locator('.nbmci-ci[data-status="error"]').wait_for(timeout=120_000)
     # the badge can come from the periodic refresh a moment before the job's last poll
-    page.locator(".Toastify__toast", has_text="CI error for xss@1").wait_for(timeout=30_000)
-    expect(row.locator("button.nbmci-publish")).to_be_enabled(timeout=10_000)
+    text = toast_text(page, "CI of xss v1 had errors: ")
+    assert "notebooks/evaluate.ipynb" in text and "accuracy" in text, text
+    expect(row.locator("button.nbmci-run-ci")).to_be_enabled(timeout=10_000)
+    # the CI error is now a reason not to publish, besides not being servable
+    assert "CI error on v1" in (row.locator("button.nbmci-publish").get_attribute("title") or "")
+    assert row.locator("button.nbmci-publish").is_disabled()
     page.wait_for_timeout(800)  # the toast slides in
     page.screenshot(path=str(artifact_dir(request.config) / "lab-sidebar-ci-error.png"))
     assert page.errors == []
