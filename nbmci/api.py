@@ -378,6 +378,10 @@ class Project:
                                            {"forced": forced, "ci": status})
         return Publication(version.name, PRODUCTION, previous, version.version, forced)
 
+    def rollback_target(self, name: str) -> tuple[int, int] | None:
+        """``(production now, the version rollback would move it to)``, or None."""
+        return self.registry.rollback_target(name, PRODUCTION)
+
     def rollback(self, name: str) -> Publication:
         """Move ``production`` of ``name`` back to the version it pointed at before."""
         if isinstance(name, str) and "@" in name:  # ``rollback wine@1``: they mean publish

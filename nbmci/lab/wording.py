@@ -77,12 +77,6 @@ def generic(exc: NbmciError) -> ActionError:
 
 
 def rollback_target(project: Project, name: str) -> dict[str, int] | None:
-    """``{"from": N, "to": M}``: where ``nbmci rollback NAME`` would move production now.
-
-    Read from the registry (what ``Project.rollback`` itself asks); the core has no public
-    read of it yet.
-    """
-    from nbmci.api import PRODUCTION
-
-    target = project.registry.rollback_target(name, PRODUCTION)
+    """``{"from": N, "to": M}``: where ``nbmci rollback NAME`` would move production now."""
+    target = project.rollback_target(name)
     return None if target is None else {"from": target[0], "to": target[1]}

@@ -21,8 +21,8 @@ from nbmci.errors import (
     ConflictError,
     NbmciError,
     NotFoundError,
-    UntrustedModelError,
     UnavailableError,
+    UntrustedModelError,
 )
 from nbmci.serve.live import LiveModel, describe, smoke_test
 
