@@ -116,8 +116,13 @@ def _cell_of(error: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _alive(manager: Any) -> bool:
-    process = getattr(getattr(manager, "provisioner", None), "process", None)
-    return process is None or process.poll() is None
+    provisioner = getattr(manager, "provisioner", None)
+    if provisioner is None:  # shut down: a started kernel always has one
+        return False
+    if not hasattr(provisioner, "process"):  # not a local process: nothing to look at
+        return True
+    process = provisioner.process  # a local provisioner forgets its process once gone
+    return process is not None and process.poll() is None
 
 
 def _stop(manager: Any) -> None:

@@ -75,7 +75,9 @@ def _start_slow_run(ci_project: Any, commit_versions: Any, tmp_path: Path
     marker = project.settings.root / "notebooks" / "started"
     deadline = time.monotonic() + 120
     while not marker.exists() or not marker.read_text():
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the notebook did not start: {process.communicate()}")
         time.sleep(0.1)
     return process, int(marker.read_text()), temp, runtime
 
@@ -85,7 +87,11 @@ def test_sigterm_stops_ci_cleanly(ci_project: Any, commit_versions: Any,
     """A CI system cancelling the job (SIGTERM) mid-notebook: kernels end, files go."""
     process, kernel, temp, runtime = _start_slow_run(ci_project, commit_versions, tmp_path)
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
+    try:
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.communicate()
     assert process.returncode == 130 and "interrupted" in err
     assert _gone(kernel)
     assert sorted(p.name for p in temp.iterdir()) == []
