@@ -14,12 +14,14 @@ cannot be stored this way: ``main_objects`` names them so commit can say how to 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import io
 import json
 import os
 import pickle
+import shutil
 import site
 import sys
 import sysconfig
@@ -166,6 +168,7 @@ def unpack(data: bytes, digest: str) -> tuple[Path, list[str]]:
     The directory lives as long as the process (functions may import lazily)."""
     payload = _read(data, digest)
     directory = Path(tempfile.mkdtemp(prefix="nbmci-code-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)  # nothing left in TMPDIR
     for relative, source in payload["files"].items():
         target = directory / relative
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -115,8 +115,8 @@ def test_status_publish_and_rollback_follow_ci(kernel: Kernel, registry: Project
     configure_ci(kernel.root)
     kernel.run(FIT, "fit_and_commit(0.95, 0.97)", "%mci_ci clf@1")
     assert fails_in_one_line(kernel, "%mci_rollback clf") == (  # the hint names magics
-        "'clf' has no earlier production version to roll back to. See %mci_log clf; publish "
-        "one with %mci_publish NAME@N.")
+        "'clf' has no earlier production version to roll back to. See %mci_log clf; make a "
+        "version production with %mci_publish clf@VERSION.")
     cells = kernel.run("%mci_ci clf@1", "%mci_status", "p = %mci_publish clf@1",
                        "print(p.ref, p.forced)", "%mci_status")
     again = rows(only_display(cells[0])["data"]["text/plain"])
