@@ -123,7 +123,7 @@ def test_metrics_request_counts_and_latency_histogram_add_up(client: Any) -> Non
     assert grew("nbmci_request_seconds_count", status="200") == 5  # both protocols
     assert grew("nbmci_request_seconds_bucket", status="200", le="+Inf") == 5
     assert grew("nbmci_request_seconds_count", status="422") == 1
-    assert 0 < grew("nbmci_request_seconds_sum", status="200") < 5
+    assert grew("nbmci_request_seconds_sum", status="200") > 0
     buckets = sorted((float(dict(labels)["le"]), value) for (name, labels), value in after.items()
                      if name == "nbmci_request_seconds_bucket"
                      and dict(labels)["status"] == "200")
