@@ -49,7 +49,9 @@ def test_a_pickle_nobody_vouched_for_is_refused(setup: Any, caplog: Any) -> None
     assert "trust=True" in reason and "--trust-pickle" in reason
     with running.client() as http:
         assert http.get("/v2/health/ready").status_code == 503
-        assert http.get("/v2/models/pkl/ready").status_code == 404
+        ready = http.get("/v2/models/pkl/ready")
+        assert ready.status_code == 503  # published, but refused: not "no such model"
+        assert "nobody vouched for it" in ready.json()["error"]
         assert http.post("/invocations", json={"instances": [ROW]}).status_code == 400
         metrics = http.get("/metrics").text
     assert 'nbmci_failed_swaps_total{model="pkl"} 1.0' in metrics
